@@ -1,0 +1,123 @@
+import type { Config } from '../../config/load.ts';
+import type { InboxItem } from '../../db/models/inbox.ts';
+import type { OutboxMail } from '../../db/models/outbox.ts';
+import { NotFoundError } from '../../errors/errors.ts';
+import { retryInboxItem } from '../../domain/ingest/worker.ts';
+import { findTicketByNumber, listTickets, ticketArticles } from '../../domain/tickets.ts';
+import { formatTag } from '../../mail/parse/subject.ts';
+import { openCliSession, type CliSession } from '../db-access.ts';
+import { UsageError } from '../usage.ts';
+
+async function withSession<T>(config: Config, fn: (s: CliSession) => Promise<T>): Promise<T> {
+  const session = await openCliSession(config);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
+}
+
+const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString().replace(/\.\d+Z$/, 'Z') : '');
+
+export async function ticketsCommand(args: string[], config: Config): Promise<number> {
+  const json = args.includes('--json');
+  const [sub, arg] = args.filter((a) => a !== '--json');
+  if (sub === 'list' || sub === undefined) {
+    return withSession(config, async ({ ctx }) => {
+      const tickets = await listTickets(ctx, { limit: 1000 });
+      if (json) print(tickets);
+      else if (!tickets.length) process.stdout.write('no tickets\n');
+      else
+        table([
+          ['NUMBER', 'STATE', 'UNIT', 'UPDATED', 'REQUESTER', 'SUBJECT'],
+          ...tickets.map((t) => [String(t.number), t.state, t.su, iso(t.updatedAt), t.requester.address, t.subject]),
+        ]);
+      return 0;
+    });
+  }
+  if (sub === 'show') {
+    const number = Number(arg);
+    if (!Number.isInteger(number)) throw new UsageError('tickets show needs a ticket number');
+    return withSession(config, async ({ ctx }) => {
+      const ticket = await findTicketByNumber(ctx, number);
+      if (!ticket) throw new NotFoundError('ticket', number);
+      const articles = await ticketArticles(ctx, ticket._id);
+      if (json) {
+        print({ ...ticket, articles });
+        return 0;
+      }
+      process.stdout.write(
+        `${formatTag(config.ticketPrefix, ticket.number)} ${ticket.subject}\n` +
+          `state: ${ticket.state}   unit: ${ticket.su}   requester: ${ticket.requester.address}\n` +
+          `participants: ${ticket.participants.join(', ') || '-'}   created: ${iso(ticket.createdAt)}   updated: ${iso(ticket.updatedAt)}\n`,
+      );
+      if (ticket.lastDeliveryFailure) process.stdout.write(`last delivery failure: ${ticket.lastDeliveryFailure.error}\n`);
+      for (const a of articles) {
+        process.stdout.write(`\n--- ${iso(a.createdAt)} ${a.authorRole} ${a.from?.address ?? ''} ${a.messageId ?? ''}\n`);
+        if (a.automated) process.stdout.write(`(no automatic answer: ${a.automated})\n`);
+        process.stdout.write(`${a.text.trim()}\n`);
+        for (const att of a.attachments) process.stdout.write(`[attachment] ${att.filename ?? '(unnamed)'} ${att.contentType} ${att.size} bytes sha256:${att.sha256}\n`);
+      }
+      return 0;
+    });
+  }
+  throw new UsageError(`tickets: unknown subcommand "${sub}"`);
+}
+
+export async function outboxCommand(args: string[], config: Config): Promise<number> {
+  const json = args.includes('--json');
+  const [sub, id] = args.filter((a) => a !== '--json');
+  return withSession(config, async ({ store }) => {
+    const { Outbox } = store.models;
+    if (sub === 'show') {
+      if (!id) throw new UsageError('outbox show needs an id');
+      const mail = await Outbox.findById(id).lean<OutboxMail>();
+      if (!mail) throw new NotFoundError('outbound mail', id);
+      if (mail.raw) process.stdout.write(Buffer.from(mail.raw as unknown as Buffer).toString('utf8'));
+      else process.stdout.write(`Subject: ${mail.subject}\nTo: ${mail.to.join(', ')}\nState: ${mail.state}\n\n${mail.text}\n`);
+      return 0;
+    }
+    if (sub !== undefined) throw new UsageError(`outbox: unknown subcommand "${sub}"`);
+    const mails = await Outbox.find({}, { raw: 0 }).sort({ createdAt: -1 }).limit(500).lean<OutboxMail[]>();
+    if (json) print(mails);
+    else if (!mails.length) process.stdout.write('outbox is empty\n');
+    else
+      table([
+        ['ID', 'STATE', 'KIND', 'CREATED', 'TO', 'SUBJECT'],
+        ...mails.map((m) => [String(m._id), m.state, m.kind, iso(m.createdAt), m.to.join(','), m.subject]),
+      ]);
+    return 0;
+  });
+}
+
+export async function inboxCommand(args: string[], config: Config): Promise<number> {
+  const json = args.includes('--json');
+  const [sub, id] = args.filter((a) => a !== '--json');
+  return withSession(config, async ({ store, ctx }) => {
+    if (sub === 'retry') {
+      if (!id) throw new UsageError('inbox retry needs an id');
+      const item = await retryInboxItem(ctx, id);
+      process.stdout.write(`${item._id} queued again\n`);
+      return 0;
+    }
+    if (sub !== undefined) throw new UsageError(`inbox: unknown subcommand "${sub}"`);
+    const items = await store.models.Inbox.find({}).sort({ receivedAt: -1 }).limit(500).lean<InboxItem[]>();
+    if (json) print(items);
+    else if (!items.length) process.stdout.write('inbox is empty\n');
+    else
+      table([
+        ['ID', 'STATE', 'SOURCE', 'RECEIVED', 'FROM', 'TICKET', 'NOTE'],
+        ...items.map((i) => [String(i._id), i.state, i.source, iso(i.receivedAt), i.envelope.mailFrom ?? '', i.ticketNumber ? String(i.ticketNumber) : '', i.lastError ?? i.note ?? '']),
+      ]);
+    return 0;
+  });
+}

@@ -1,0 +1,44 @@
+import type { Config } from '../../config/load.ts';
+import { createLogger } from '../../log/logger.ts';
+import { startHelpgate, type Helpgate } from '../../main.ts';
+
+export function banner(hg: Helpgate): string {
+  const c = hg.config;
+  const db = hg.database.engine === 'external' ? `MongoDB at ${redact(hg.database.uri)}` : `${hg.database.engine} (embedded) at ${hg.database.uri}, data in ${c.dataDir}`;
+  const outbound = c.outboundSmtpUrl ? `relay ${redact(c.outboundSmtpUrl)}` : 'captured in the database (no OUTBOUND_SMTP_URL): `npx helpgate outbox`';
+  const units = c.units.map((u) => `    ${u.entry ? '*' : ' '} ${u.key.padEnd(18)} ${u.name} <${u.address}> (${u.members.length} member${u.members.length === 1 ? '' : 's'})`);
+  return [
+    'helpgate is running',
+    `  SMTP intake   smtp://${hg.smtp.host}:${hg.smtp.port}  (mail to ${c.helpdesk.address}; max ${c.maxMessageSize} bytes)`,
+    `  Database      ${db}`,
+    `  Outbound mail ${outbound}`,
+    `  Public URL    ${c.publicUrl}  (ticket links in mail)`,
+    `  Ticket tag    [${c.ticketPrefix}#NUMBER]`,
+    `  Config file   ${c.configFile}`,
+    '  Support Units (* = entry unit for new tickets):',
+    ...units,
+    'Stop with Ctrl-C.',
+  ].join('\n');
+}
+
+function redact(uri: string): string {
+  return uri.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
+}
+
+export async function serveCommand(_args: string[], config: Config): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const hg = await startHelpgate(config, { log });
+  process.stdout.write(`${banner(hg)}\n`);
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      hg.stop().then(resolve, (err) => {
+        log.error({ err: String(err) }, 'error while stopping');
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+  });
+  return 0;
+}

@@ -1,0 +1,56 @@
+import { loadConfig, type Config } from '../config/load.ts';
+import { ConfigError, HelpgateError, NoDatabaseError, StoreUnavailableError, errorMessage } from '../errors/errors.ts';
+import { ingestCommand, parseCommand } from './commands/mail.ts';
+import { inboxCommand, outboxCommand, ticketsCommand } from './commands/records.ts';
+import { serveCommand } from './commands/serve.ts';
+import { toolsCommand } from './commands/tools.ts';
+import { EX_TEMPFAIL, EX_USAGE, USAGE } from './usage.ts';
+
+export type Command = (args: string[], config: Config) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  serve: serveCommand,
+  parse: parseCommand,
+  ingest: ingestCommand,
+  tickets: ticketsCommand,
+  outbox: outboxCommand,
+  inbox: inboxCommand,
+  tools: toolsCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return name ? 0 : EX_USAGE;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`helpgate: unknown command "${name}"\n\n${USAGE}\n`);
+    return EX_USAGE;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`helpgate: invalid configuration: ${err.message}\n`);
+      return name === 'ingest' ? EX_TEMPFAIL : 1;
+    }
+    throw err;
+  }
+  try {
+    return await command(args, config);
+  } catch (err) {
+    if (err instanceof StoreUnavailableError || err instanceof NoDatabaseError) {
+      process.stderr.write(`helpgate: ${err.message}\n`);
+      return name === 'ingest' ? EX_TEMPFAIL : 1;
+    }
+    if (err instanceof HelpgateError) {
+      process.stderr.write(`helpgate: ${err.message}\n`);
+      return err.code === 'usage' ? EX_USAGE : 1;
+    }
+    process.stderr.write(`helpgate: ${errorMessage(err)}\n`);
+    return name === 'ingest' ? EX_TEMPFAIL : 1;
+  }
+}

@@ -1,0 +1,31 @@
+import { HelpgateError } from '../errors/errors.ts';
+
+/** sysexits.h codes, as MTAs read them. */
+export const EX_USAGE = 64;
+export const EX_DATAERR = 65;
+export const EX_TEMPFAIL = 75;
+export const EX_CONFIG = 78;
+
+export const USAGE = `Usage: helpgate <command> [options]
+
+  serve                       run the helpdesk (SMTP intake, ingest and outbox workers)
+  parse < mail.eml            print the parsed message as JSON (no database)
+  ingest [-f SENDER] [RCPT…] < mail.eml
+                              store a message for processing, as an MTA pipe does
+                              (exit 0 stored, 75 database unreachable: try again)
+  tickets list [--json]       the newest tickets
+  tickets show NUMBER [--json]
+                              one ticket with its articles
+  outbox [--json]             outbound mail and its state (captured mail included)
+  outbox show ID              print one outbound mail as sent (MIME)
+  inbox [--json]              received messages and their processing state
+  inbox retry ID              process a (quarantined) message again
+  tools ferretdb              build the embedded FerretDB now (otherwise on first start)
+
+Configuration comes from environment variables; see README.md.`;
+
+export class UsageError extends HelpgateError {
+  constructor(message: string) {
+    super('usage', `${message}\n\n${USAGE}`);
+  }
+}

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+
+/** Sizes such as "25MB", "512 KB" or plain bytes. MB means 1024 * 1024 bytes, as mail servers count. */
+const byteSize = z
+  .string()
+  .trim()
+  .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, 'expected a size such as 25MB, 512KB or a number of bytes')
+  .transform((s) => {
+    const m = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(s)!;
+    const unit = (m[2] ?? 'b').toLowerCase();
+    const factor = unit === 'gb' ? 1024 ** 3 : unit === 'mb' ? 1024 ** 2 : unit === 'kb' ? 1024 : 1;
+    return Math.floor(Number(m[1]) * factor);
+  })
+  .pipe(z.number().int().min(1024, 'must be at least 1KB'));
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().min(1);
+const emailAddress = z.string().trim().toLowerCase().pipe(z.email());
+
+const secondsList = z
+  .string()
+  .trim()
+  .regex(/^\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*$/, 'expected a comma-separated list of seconds, e.g. 60,300,900')
+  .transform((s) => s.split(',').map((x) => Number(x.trim())));
+
+const urlWith = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .pipe(z.url())
+    .refine((u) => protocols.includes(new URL(u).protocol), `must start with ${protocols.join(' or ')}//`);
+
+/** Environment variables: names are the variables themselves, so an error can name them. */
+export const envSchema = z.object({
+  MONGODB_URI: z.string().trim().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI').optional(),
+  MONGODB_TIMEOUT_MS: positiveInt.default(5000),
+  HELPGATE_DATA_DIR: z.string().trim().min(1).default('./data'),
+  HELPGATE_TOOLS_DIR: z.string().trim().min(1).optional(),
+  HELPGATE_CONFIG: z.string().trim().min(1).optional(),
+  SMTP_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  SMTP_PORT: port.default(2525),
+  HELPDESK_ADDRESS: emailAddress.default('help@helpdesk.localhost'),
+  HELPDESK_NAME: z.string().trim().min(1).max(100).default('Cancer Image Europe Helpdesk'),
+  PUBLIC_URL: urlWith(['http:', 'https:']).default('http://localhost:3000'),
+  TICKET_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z][A-Za-z0-9-]{0,15}$/, 'letters, digits and "-", starting with a letter, at most 16')
+    .default('CIE'),
+  OUTBOUND_SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
+  MAX_MESSAGE_SIZE: byteSize.default(25 * 1024 * 1024),
+  ACK_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(0).default(10),
+  INGEST_MAX_ATTEMPTS: positiveInt.default(5),
+  INGEST_LEASE_SECONDS: positiveInt.default(30),
+  INGEST_CONCURRENCY: positiveInt.default(4),
+  OUTBOX_BACKOFF_SECONDS: secondsList.default([60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 86400, 86400]),
+  OUTBOX_LEASE_SECONDS: positiveInt.default(120),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.output<typeof envSchema>;
+
+export const unitSchema = z.object({
+  key: z.string().trim().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lower-case letters, digits and "-"'),
+  name: z.string().trim().min(1),
+  address: emailAddress,
+  entry: z.boolean().default(false),
+  members: z.array(emailAddress).default([]),
+});
+
+export const fileSchema = z
+  .object({
+    units: z.array(unitSchema).min(1, 'at least one Support Unit is needed'),
+  })
+  .superRefine((file, ctx) => {
+    const entries = file.units.filter((u) => u.entry);
+    if (entries.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['units'], message: `exactly one unit must have "entry: true" (found ${entries.length})` });
+    }
+    const seen = new Set<string>();
+    for (const [i, u] of file.units.entries()) {
+      for (const v of [`key:${u.key}`, `address:${u.address}`]) {
+        if (seen.has(v)) ctx.addIssue({ code: 'custom', path: ['units', i], message: `duplicate ${v.replace(':', ' ')}` });
+        seen.add(v);
+      }
+    }
+  });
+
+export type SupportUnit = z.output<typeof unitSchema>;

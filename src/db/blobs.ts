@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import type { Model } from 'mongoose';
+import { isDuplicateKeyError } from '../errors/errors.ts';
+
+/** 1 MiB chunks keep documents small on every engine (FerretDB stores documents as JSON text). */
+export const BLOB_CHUNK_SIZE = 1024 * 1024;
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function isOnlyDuplicates(err: unknown): boolean {
+  if (isDuplicateKeyError(err)) return true;
+  const writeErrors = (err as { writeErrors?: Array<{ code?: number }> })?.writeErrors;
+  return Array.isArray(writeErrors) && writeErrors.length > 0 && writeErrors.every((e) => e.code === 11000);
+}
+
+/**
+ * Content-addressed storage for raw messages and attachments. Writing the same bytes twice
+ * is harmless (the chunks' ids are their hash and position), which makes redelivery and
+ * re-ingest idempotent.
+ */
+export class BlobStore {
+  constructor(private readonly chunks: Model<any>) {}
+
+  async put(data: Buffer): Promise<string> {
+    const sha = sha256(data);
+    const docs = [];
+    const count = Math.max(1, Math.ceil(data.length / BLOB_CHUNK_SIZE));
+    for (let n = 0; n < count; n++) {
+      docs.push({ _id: `${sha}/${n}`, sha, n, data: data.subarray(n * BLOB_CHUNK_SIZE, (n + 1) * BLOB_CHUNK_SIZE) });
+    }
+    try {
+      await this.chunks.collection.insertMany(docs as any[], { ordered: false });
+    } catch (err) {
+      if (!isOnlyDuplicates(err)) throw err;
+    }
+    return sha;
+  }
+
+  async get(sha: string): Promise<Buffer | null> {
+    const docs = await this.chunks.collection.find({ sha }).sort({ n: 1 }).toArray();
+    if (docs.length === 0) return null;
+    const data = Buffer.concat(docs.map((d) => toBuffer(d.data)));
+    if (sha256(data) !== sha) throw new Error(`blob ${sha} is incomplete or corrupt`);
+    return data;
+  }
+}
+
+/** The driver returns BSON Binary for buffers read without mongoose casting. */
+export function toBuffer(value: unknown): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  const v = value as { buffer?: ArrayBufferLike | Uint8Array; value?: (asRaw?: boolean) => Uint8Array };
+  if (v && v.buffer instanceof Uint8Array) return Buffer.from(v.buffer);
+  if (v && v.buffer) return Buffer.from(v.buffer as ArrayBuffer);
+  throw new TypeError('not binary data');
+}

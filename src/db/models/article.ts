@@ -1,0 +1,92 @@
+import { Schema, type Connection, type Types } from 'mongoose';
+
+const addressSchema = new Schema({ address: { type: String, default: '' }, name: { type: String, default: '' } }, { _id: false });
+const attachmentSchema = new Schema(
+  {
+    filename: { type: String, default: null },
+    contentType: { type: String, required: true },
+    size: { type: Number, required: true },
+    sha256: { type: String, required: true },
+    contentId: { type: String, default: null },
+    inline: { type: Boolean, default: false },
+  },
+  { _id: false },
+);
+
+/** in: a mail we received; out: an answer relayed to the requester; system: our own record (e.g. a delivery failure). */
+export const ARTICLE_DIRECTIONS = ['in', 'system'] as const;
+export const AUTHOR_ROLES = ['requester', 'participant', 'agent', 'system'] as const;
+
+export const articleSchema = new Schema(
+  {
+    ticketId: { type: Schema.Types.ObjectId, required: true },
+    ticketNumber: { type: Number, required: true },
+    /** Idempotency key: "mid:<Message-ID>" or "sha:<raw sha256>" for mail without one. */
+    key: { type: String, required: true },
+    direction: { type: String, enum: ARTICLE_DIRECTIONS, required: true },
+    authorRole: { type: String, enum: AUTHOR_ROLES, required: true },
+    channel: { type: String, enum: ['mail', 'web', 'system'], default: 'mail' },
+    from: { type: addressSchema, default: null },
+    to: { type: [addressSchema], default: [] },
+    cc: { type: [addressSchema], default: [] },
+    subject: { type: String, default: '' },
+    date: { type: Date, default: null },
+    messageId: { type: String, default: null },
+    inReplyTo: { type: String, default: null },
+    references: { type: [String], default: [] },
+    text: { type: String, default: '' },
+    /** HTML exactly as received; it is sanitised only when shown. */
+    html: { type: String, default: null },
+    attachments: { type: [attachmentSchema], default: [] },
+    authResults: { type: String, default: null },
+    /** Why no automatic mail was sent for this article (loop protection), if so. */
+    automated: { type: String, default: null },
+    inboxId: { type: Schema.Types.ObjectId, default: null },
+    rawSha256: { type: String, default: null },
+  },
+  { timestamps: true, collection: 'articles' },
+);
+articleSchema.index({ key: 1 }, { unique: true });
+articleSchema.index({ ticketId: 1, createdAt: 1 });
+
+export interface ArticleAddress {
+  address: string;
+  name: string;
+}
+
+export interface ArticleAttachment {
+  filename: string | null;
+  contentType: string;
+  size: number;
+  sha256: string;
+  contentId: string | null;
+  inline: boolean;
+}
+
+export interface Article {
+  _id: Types.ObjectId;
+  ticketId: Types.ObjectId;
+  ticketNumber: number;
+  key: string;
+  direction: (typeof ARTICLE_DIRECTIONS)[number];
+  authorRole: (typeof AUTHOR_ROLES)[number];
+  channel: 'mail' | 'web' | 'system';
+  from: ArticleAddress | null;
+  to: ArticleAddress[];
+  cc: ArticleAddress[];
+  subject: string;
+  date: Date | null;
+  messageId: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  text: string;
+  html: string | null;
+  attachments: ArticleAttachment[];
+  authResults: string | null;
+  automated: string | null;
+  inboxId: Types.ObjectId | null;
+  rawSha256: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+export const articleModel = (conn: Connection) => conn.model('Article', articleSchema);

@@ -1,0 +1,59 @@
+import { Schema, type Connection, type Types } from 'mongoose';
+
+/** Where a raw message came in. */
+export const INBOX_SOURCES = ['smtp', 'pipe', 'imap'] as const;
+/** pending: waiting for (or under) ingest; done: ticket work finished; ignored: kept but not ticketed; quarantined: failed too often. */
+export const INBOX_STATES = ['pending', 'done', 'ignored', 'quarantined'] as const;
+
+const envelopeSchema = new Schema(
+  {
+    /** MAIL FROM; '' is the null reverse-path (bounces), null when unknown (pipe without -f). */
+    mailFrom: { type: String, default: null },
+    rcptTo: { type: [String], default: [] },
+    clientIp: { type: String, default: null },
+    helo: { type: String, default: null },
+  },
+  { _id: false },
+);
+
+export const inboxSchema = new Schema(
+  {
+    source: { type: String, enum: INBOX_SOURCES, required: true },
+    envelope: { type: envelopeSchema, required: true },
+    rawSha256: { type: String, required: true },
+    size: { type: Number, required: true },
+    receivedAt: { type: Date, required: true },
+    state: { type: String, enum: INBOX_STATES, default: 'pending' },
+    attempts: { type: Number, default: 0 },
+    /** A pending item may be claimed once availableAt has passed; a claim pushes it one lease ahead. */
+    availableAt: { type: Date, required: true },
+    lockedBy: { type: String, default: null },
+    lastError: { type: String, default: null },
+    ticketNumber: { type: Number, default: null },
+    articleId: { type: Schema.Types.ObjectId, default: null },
+    note: { type: String, default: null },
+  },
+  { timestamps: true, collection: 'inbox' },
+);
+inboxSchema.index({ state: 1, availableAt: 1 });
+inboxSchema.index({ receivedAt: -1 });
+
+export interface InboxItem {
+  _id: Types.ObjectId;
+  source: (typeof INBOX_SOURCES)[number];
+  envelope: { mailFrom: string | null; rcptTo: string[]; clientIp: string | null; helo: string | null };
+  rawSha256: string;
+  size: number;
+  receivedAt: Date;
+  state: (typeof INBOX_STATES)[number];
+  attempts: number;
+  availableAt: Date;
+  lockedBy: string | null;
+  lastError: string | null;
+  ticketNumber: number | null;
+  articleId: Types.ObjectId | null;
+  note: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+export const inboxModel = (conn: Connection) => conn.model('InboxItem', inboxSchema);

@@ -1,0 +1,39 @@
+import { Schema, type Connection } from 'mongoose';
+
+/** Message-ID → ticket, for threading by In-Reply-To/References (ours and the participants'). */
+export const threadIdSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    ticketId: { type: Schema.Types.ObjectId, required: true },
+    ticketNumber: { type: Number, required: true },
+    /** true for Message-IDs we generated: such a mail coming back to us is a loop. */
+    ours: { type: Boolean, default: false },
+  },
+  { collection: 'threadids', versionKey: false },
+);
+
+/** Slot locks (see db/claims.ts): "<resource>@<slot>". */
+export const lockSchema = new Schema(
+  { _id: { type: String, required: true }, owner: { type: String, required: true }, expiresAt: { type: Date, required: true } },
+  { collection: 'locks', versionKey: false },
+);
+lockSchema.index({ expiresAt: 1 });
+
+/** Fixed-window counters for rate limits; old windows are removed by a sweeper (no TTL indexes on FerretDB). */
+export const rateWindowSchema = new Schema(
+  { _id: { type: String, required: true }, n: { type: Number, default: 0 }, windowEnd: { type: Date, required: true } },
+  { collection: 'ratewindows', versionKey: false },
+);
+rateWindowSchema.index({ windowEnd: 1 });
+
+/** Content-addressed chunks of raw messages and attachments: _id "<sha256>/<n>". */
+export const blobChunkSchema = new Schema(
+  { _id: { type: String, required: true }, sha: { type: String, required: true }, n: { type: Number, required: true }, data: { type: Buffer, required: true } },
+  { collection: 'blobchunks', versionKey: false },
+);
+blobChunkSchema.index({ sha: 1, n: 1 });
+
+export const threadIdModel = (conn: Connection) => conn.model('ThreadId', threadIdSchema);
+export const lockModel = (conn: Connection) => conn.model('Lock', lockSchema);
+export const rateWindowModel = (conn: Connection) => conn.model('RateWindow', rateWindowSchema);
+export const blobChunkModel = (conn: Connection) => conn.model('BlobChunk', blobChunkSchema);

@@ -1,0 +1,77 @@
+import { Schema, type Connection, type Types } from 'mongoose';
+
+/** queued: waiting to be sent (or retried); sent: accepted by the relay; captured: kept locally (no relay); failed: given up. */
+export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed'] as const;
+
+const headerSchema = new Schema({ key: { type: String, required: true }, value: { type: String, required: true } }, { _id: false });
+
+export const outboxSchema = new Schema(
+  {
+    /** Idempotency key, e.g. "<articleId>:ack:<address>": enqueueing twice stores one mail. */
+    key: { type: String, required: true },
+    kind: { type: String, required: true },
+    ticketId: { type: Schema.Types.ObjectId, default: null },
+    ticketNumber: { type: Number, default: null },
+    articleId: { type: Schema.Types.ObjectId, default: null },
+    envelopeFrom: { type: String, required: true },
+    from: { type: String, required: true },
+    to: { type: [String], required: true },
+    cc: { type: [String], default: [] },
+    replyTo: { type: String, default: null },
+    subject: { type: String, required: true },
+    /** Generated once at enqueue, reused on every retry. */
+    messageId: { type: String, required: true },
+    inReplyTo: { type: String, default: null },
+    references: { type: [String], default: [] },
+    headers: { type: [headerSchema], default: [] },
+    date: { type: Date, required: true },
+    text: { type: String, required: true },
+    html: { type: String, default: null },
+    state: { type: String, enum: OUTBOX_STATES, default: 'queued' },
+    attempts: { type: Number, default: 0 },
+    dueAt: { type: Date, required: true },
+    lockedBy: { type: String, default: null },
+    lastError: { type: String, default: null },
+    response: { type: String, default: null },
+    sentAt: { type: Date, default: null },
+    /** The MIME message as it would have been sent, when no relay is configured. */
+    raw: { type: Buffer, default: null },
+  },
+  { timestamps: true, collection: 'outbox' },
+);
+outboxSchema.index({ key: 1 }, { unique: true });
+outboxSchema.index({ state: 1, dueAt: 1 });
+outboxSchema.index({ createdAt: -1 });
+
+export interface OutboxMail {
+  _id: Types.ObjectId;
+  key: string;
+  kind: string;
+  ticketId: Types.ObjectId | null;
+  ticketNumber: number | null;
+  articleId: Types.ObjectId | null;
+  envelopeFrom: string;
+  from: string;
+  to: string[];
+  cc: string[];
+  replyTo: string | null;
+  subject: string;
+  messageId: string;
+  inReplyTo: string | null;
+  references: string[];
+  headers: { key: string; value: string }[];
+  date: Date;
+  text: string;
+  html: string | null;
+  state: (typeof OUTBOX_STATES)[number];
+  attempts: number;
+  dueAt: Date;
+  lockedBy: string | null;
+  lastError: string | null;
+  response: string | null;
+  sentAt: Date | null;
+  raw: Buffer | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+export const outboxModel = (conn: Connection) => conn.model('OutboxMail', outboxSchema);

@@ -1,0 +1,54 @@
+import { Schema, type Connection, type Types } from 'mongoose';
+
+export const TICKET_STATES = ['new', 'open'] as const;
+export type TicketState = (typeof TICKET_STATES)[number];
+
+const personSchema = new Schema({ address: { type: String, required: true }, name: { type: String, default: '' } }, { _id: false });
+
+export const ticketSchema = new Schema(
+  {
+    number: { type: Number, required: true },
+    subject: { type: String, default: '' },
+    requester: { type: personSchema, required: true },
+    /** Addresses seen in To/Cc of the ticket's mail (other than ours): they receive the answers too. */
+    participants: { type: [String], default: [] },
+    /** Key of the Support Unit currently responsible. */
+    su: { type: String, required: true },
+    state: { type: String, enum: TICKET_STATES, default: 'new' },
+    /** Idempotency key of the message that opened the ticket: re-running its ingest finds this ticket. */
+    originKey: { type: String, required: true },
+    /** A tagged mail from a stranger opens a new ticket that remembers which ticket it named. */
+    referredTicket: { type: Number, default: null },
+    /** First Message-ID of the conversation; every mail we send lists it in References. */
+    rootMessageId: { type: String, default: null },
+    /** Last Message-ID the requester has seen (theirs or ours): our next mail to them replies to it. */
+    requesterTip: { type: String, default: null },
+    lastDeliveryFailure: {
+      type: new Schema({ to: [String], error: String, at: Date, outboxId: Schema.Types.ObjectId }, { _id: false }),
+      default: null,
+    },
+  },
+  { timestamps: true, collection: 'tickets' },
+);
+ticketSchema.index({ number: 1 }, { unique: true });
+ticketSchema.index({ originKey: 1 }, { unique: true });
+ticketSchema.index({ updatedAt: -1 });
+ticketSchema.index({ 'requester.address': 1, updatedAt: -1 });
+
+export interface Ticket {
+  _id: Types.ObjectId;
+  number: number;
+  subject: string;
+  requester: { address: string; name: string };
+  participants: string[];
+  su: string;
+  state: TicketState;
+  originKey: string;
+  referredTicket: number | null;
+  rootMessageId: string | null;
+  requesterTip: string | null;
+  lastDeliveryFailure: { to: string[]; error: string; at: Date; outboxId: Types.ObjectId } | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+export const ticketModel = (conn: Connection) => conn.model('Ticket', ticketSchema);

@@ -1,0 +1,78 @@
+import mongoose, { type Connection } from 'mongoose';
+import { StoreUnavailableError } from '../errors/errors.ts';
+import { BlobStore } from './blobs.ts';
+import { articleModel } from './models/article.ts';
+import { inboxModel } from './models/inbox.ts';
+import { blobChunkModel, lockModel, rateWindowModel, threadIdModel } from './models/misc.ts';
+import { outboxModel } from './models/outbox.ts';
+import { ticketModel } from './models/ticket.ts';
+
+export interface StoreOptions {
+  /** Database name; default "helpgate", or the one in the URI's path. */
+  dbName?: string;
+  /** How long an operation waits for a reachable server before it fails. */
+  timeoutMs?: number;
+}
+
+function buildModels(conn: Connection) {
+  return {
+    Inbox: inboxModel(conn),
+    Ticket: ticketModel(conn),
+    Article: articleModel(conn),
+    Outbox: outboxModel(conn),
+    ThreadId: threadIdModel(conn),
+    Lock: lockModel(conn),
+    RateWindow: rateWindowModel(conn),
+    BlobChunk: blobChunkModel(conn),
+  };
+}
+
+export type Models = ReturnType<typeof buildModels>;
+
+export interface Store {
+  readonly conn: Connection;
+  readonly models: Models;
+  readonly blobs: BlobStore;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects, declares the models and syncs their indexes. Writes are journaled and
+ * acknowledged by a majority, so an answer of "stored" means stored. Commands are not
+ * buffered while disconnected: a dead database fails fast with StoreUnavailableError
+ * instead of hanging an SMTP client.
+ */
+export async function openStore(uri: string, opts: StoreOptions = {}): Promise<Store> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const pathDb = new URL(uri.replace(/^mongodb(\+srv)?:/, 'http:')).pathname.replace(/^\//, '');
+  const conn = mongoose.createConnection(uri, {
+    dbName: opts.dbName ?? (pathDb || 'helpgate'),
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+    socketTimeoutMS: Math.max(30_000, timeoutMs),
+    heartbeatFrequencyMS: 2000,
+    bufferCommands: false,
+    autoIndex: false,
+    autoCreate: false,
+    writeConcern: { w: 'majority', journal: true },
+  });
+  try {
+    await conn.asPromise();
+  } catch (err) {
+    await conn.close().catch(() => {});
+    throw new StoreUnavailableError(`cannot connect to the database: ${(err as Error).message}`, { cause: err });
+  }
+  const models = buildModels(conn);
+  for (const model of Object.values(models)) {
+    await model.createCollection().catch((err: { code?: number }) => {
+      if (err.code !== 48) throw err; // 48: NamespaceExists
+    });
+    await model.syncIndexes();
+  }
+  return {
+    conn,
+    models,
+    blobs: new BlobStore(models.BlobChunk),
+    close: () => conn.close(),
+  };
+}

@@ -1,0 +1,135 @@
+import type { Article } from '../db/models/article.ts';
+import type { Ticket } from '../db/models/ticket.ts';
+import { LOOP_HEADER } from '../mail/parse/automated.ts';
+import { formatTag } from '../mail/parse/subject.ts';
+import { enqueueMail, type Enqueued } from '../mail/send/outbox.ts';
+import type { DomainContext } from './context.ts';
+import { withinRateLimit } from './rate-limit.ts';
+import { registerMessageIds } from './tickets.ts';
+
+const HOUR = 3600_000;
+/** Text of the triggering article quoted in a notification, at most this long. */
+const MAX_QUOTED_TEXT = 20_000;
+
+function formatAddress(name: string, address: string): string {
+  return name ? `"${name.replace(/["\\]/g, '\\$&')}" <${address}>` : address;
+}
+
+function ticketView(ctx: DomainContext, ticket: Ticket) {
+  const tag = formatTag(ctx.config.ticketPrefix, ticket.number);
+  return {
+    number: ticket.number,
+    tag,
+    subject: ticket.subject || '(no subject)',
+    url: `${ctx.config.publicUrl}/tickets/${ticket.number}`,
+    unit: ctx.units.get(ticket.su)?.name ?? ticket.su,
+    requester: ticket.requester,
+    referredTicket: ticket.referredTicket ? formatTag(ctx.config.ticketPrefix, ticket.referredTicket) : null,
+  };
+}
+
+function articleView(article: Article) {
+  const text = article.text.length > MAX_QUOTED_TEXT ? `${article.text.slice(0, MAX_QUOTED_TEXT)}\n[…]` : article.text;
+  return { from: article.from, text, attachments: article.attachments.map((a) => a.filename ?? 'attachment') };
+}
+
+interface SendSpec {
+  kind: string;
+  template: string;
+  to: string[];
+  cc?: string[];
+  fromName: string;
+  /** true for mail no person wrote (acknowledgements, notifications): RFC 3834 headers. */
+  automatic: boolean;
+  inReplyTo: string | null;
+  extra?: object;
+}
+
+/** Renders, enqueues once (keyed by article, kind and first recipient) and records the Message-ID. */
+async function send(ctx: DomainContext, ticket: Ticket, article: Article, spec: SendSpec): Promise<Enqueued> {
+  const { helpdesk } = ctx.config;
+  const view = { helpdesk, ticket: ticketView(ctx, ticket), article: articleView(article), ...spec.extra };
+  const { text, html } = ctx.composer.render(spec.template, view);
+  const headers = [{ key: LOOP_HEADER, value: helpdesk.address }];
+  if (spec.automatic) {
+    headers.push({ key: 'Auto-Submitted', value: spec.kind === 'ack' ? 'auto-replied' : 'auto-generated' });
+    headers.push({ key: 'X-Auto-Response-Suppress', value: 'All' });
+  }
+  const references = [...new Set([ticket.rootMessageId, spec.inReplyTo].filter((x): x is string => !!x))];
+  const enq = await enqueueMail(ctx.store, helpdesk.domain, {
+    key: `${article._id}:${spec.kind}:${spec.to.join(',')}`,
+    kind: spec.kind,
+    ticketId: ticket._id,
+    ticketNumber: ticket.number,
+    articleId: article._id,
+    envelopeFrom: helpdesk.address,
+    from: formatAddress(spec.fromName, helpdesk.address),
+    to: spec.to,
+    cc: spec.cc ?? [],
+    replyTo: helpdesk.address,
+    subject: `${view.ticket.tag} ${view.ticket.subject}`,
+    inReplyTo: spec.inReplyTo,
+    references,
+    headers,
+    text,
+    html,
+  });
+  await registerMessageIds(ctx, ticket, [enq.mail.messageId], true);
+  if (enq.created) ctx.mailQueued();
+  return enq;
+}
+
+/** The acknowledgement to the requester of a new ticket, at most N per sender per hour. */
+export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article): Promise<void> {
+  const to = ticket.requester.address;
+  const key = `${article._id}:ack:${to}`;
+  if (await ctx.store.models.Outbox.exists({ key })) return;
+  if (!(await withinRateLimit(ctx, `ack:${to}`, ctx.config.ackRateLimitPerHour, HOUR))) {
+    ctx.log.warn({ ticket: ticket.number, to }, 'acknowledgement rate limit reached, none sent');
+    return;
+  }
+  const enq = await send(ctx, ticket, article, {
+    kind: 'ack',
+    template: 'ack',
+    to: [to],
+    fromName: ctx.config.helpdesk.name,
+    automatic: true,
+    inReplyTo: article.messageId,
+  });
+  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
+}
+
+/** Tells each member of the ticket's unit about a new ticket or a new message from the requester's side. */
+export async function notifyUnit(ctx: DomainContext, ticket: Ticket, article: Article, event: 'new' | 'followup'): Promise<void> {
+  const sender = article.from?.address;
+  const fromName = `${article.from?.name || article.from?.address || 'Someone'} via ${ctx.config.helpdesk.name}`;
+  for (const member of ctx.units.members(ticket.su)) {
+    if (member === sender) continue;
+    await send(ctx, ticket, article, {
+      kind: event === 'new' ? 'notify-new' : 'notify-followup',
+      template: event === 'new' ? 'notify-new' : 'notify-followup',
+      to: [member],
+      fromName,
+      automatic: true,
+      inReplyTo: article.messageId,
+    });
+  }
+}
+
+/** An agent's answer, mailed to the requester and the participants (everyone but the agent). */
+export async function relayAgentReply(ctx: DomainContext, ticket: Ticket, article: Article): Promise<void> {
+  const sender = article.from?.address;
+  const to = ticket.requester.address === sender ? [] : [ticket.requester.address];
+  const cc = ticket.participants.filter((p) => p !== sender && !to.includes(p) && !ctx.units.isAgent(p));
+  if (!to.length && !cc.length) return;
+  const enq = await send(ctx, ticket, article, {
+    kind: 'reply',
+    template: 'reply',
+    to: to.length ? to : cc,
+    cc: to.length ? cc : [],
+    fromName: `${article.from?.name || 'Agent'} via ${ctx.config.helpdesk.name}`,
+    automatic: false,
+    inReplyTo: ticket.requesterTip ?? ticket.rootMessageId,
+  });
+  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
+}

@@ -1,0 +1,69 @@
+/**
+ * Runs `step` over and over in `concurrency` parallel lanes. A step returns true when it did
+ * work (run again at once) and false when there was nothing to do (sleep until `kick()` or
+ * `idleMs`). Errors are reported and followed by a pause, never a tight loop. Every worker
+ * that drains a MongoDB queue (inbox, outbox, …) runs on one of these.
+ */
+export interface PollLoopOptions {
+  name: string;
+  step: () => Promise<boolean>;
+  concurrency?: number;
+  idleMs?: number;
+  errorPauseMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+export class PollLoop {
+  private running = false;
+  private lanes: Promise<void>[] = [];
+  private wakers = new Set<() => void>();
+  private readonly opts: Required<Omit<PollLoopOptions, 'onError'>> & Pick<PollLoopOptions, 'onError'>;
+
+  constructor(opts: PollLoopOptions) {
+    this.opts = { concurrency: 1, idleMs: 1000, errorPauseMs: 1000, ...opts };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (let i = 0; i < this.opts.concurrency; i++) this.lanes.push(this.lane());
+  }
+
+  /** Wakes idle lanes now (e.g. a message was just stored). */
+  kick(): void {
+    for (const wake of this.wakers) wake();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.kick();
+    await Promise.all(this.lanes);
+    this.lanes = [];
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private async lane(): Promise<void> {
+    while (this.running) {
+      let worked = false;
+      try {
+        worked = await this.opts.step();
+      } catch (err) {
+        this.opts.onError?.(err);
+        await this.sleep(this.opts.errorPauseMs);
+        continue;
+      }
+      if (!worked && this.running) await this.sleep(this.opts.idleMs);
+    }
+  }
+}

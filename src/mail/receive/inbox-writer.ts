@@ -1,0 +1,38 @@
+import type { Types } from 'mongoose';
+import type { Store } from '../../db/store.ts';
+import { StoreUnavailableError } from '../../errors/errors.ts';
+
+export interface Envelope {
+  mailFrom: string | null;
+  rcptTo: string[];
+  clientIp?: string | null;
+  helo?: string | null;
+}
+
+export interface StoredItem {
+  id: Types.ObjectId;
+  rawSha256: string;
+}
+
+/**
+ * Stores a received message durably: the raw bytes first, then the inbox item that makes
+ * them visible to the ingest worker. Both writes are journaled before this resolves, so the
+ * caller may answer "250" / exit 0. A failure is a StoreUnavailableError: answer "try later".
+ */
+export async function storeInboxItem(store: Store, source: 'smtp' | 'pipe' | 'imap', raw: Buffer, envelope: Envelope): Promise<StoredItem> {
+  try {
+    const rawSha256 = await store.blobs.put(raw);
+    const now = new Date();
+    const doc = await store.models.Inbox.create({
+      source,
+      envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, clientIp: envelope.clientIp ?? null, helo: envelope.helo ?? null },
+      rawSha256,
+      size: raw.length,
+      receivedAt: now,
+      availableAt: now,
+    });
+    return { id: doc._id, rawSha256 };
+  } catch (err) {
+    throw new StoreUnavailableError(`could not store the message: ${(err as Error).message}`, { cause: err });
+  }
+}

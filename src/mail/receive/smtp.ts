@@ -1,0 +1,122 @@
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Store } from '../../db/store.ts';
+import { SmtpReplyError } from '../../errors/errors.ts';
+import type { Logger } from '../../log/logger.ts';
+import { storeInboxItem } from './inbox-writer.ts';
+import type { OwnAddresses } from '../parse/own-addresses.ts';
+
+export interface SmtpIntakeOptions {
+  store: Store;
+  log: Logger;
+  recipients: OwnAddresses;
+  maxMessageSize: number;
+  /** Name we greet with. */
+  hostname: string;
+  /** Called after a message is stored, to wake the ingest worker. */
+  onStored?: (id: string) => void;
+}
+
+function reply(code: number, text: string): SmtpReplyError {
+  return new SmtpReplyError(code, text);
+}
+
+/** Reads DATA into memory up to the size limit; past it, only counts (the client gets 552). */
+function readData(stream: SMTPServerDataStream, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+    });
+    stream.once('error', reject);
+    stream.once('end', () => resolve(stream.sizeExceeded || size > limit ? null : Buffer.concat(chunks, size)));
+  });
+}
+
+/**
+ * The SMTP listener for mail to the helpdesk. It only speaks the protocol: it checks size
+ * and recipients, stores the message with its envelope, and answers 250 only once stored.
+ */
+export class SmtpIntake {
+  private readonly server: SMTPServer;
+  private readonly opts: SmtpIntakeOptions;
+  lastMessageAt: Date | null = null;
+
+  constructor(opts: SmtpIntakeOptions) {
+    this.opts = opts;
+    this.server = new SMTPServer({
+      name: opts.hostname,
+      banner: 'helpgate ESMTP',
+      size: opts.maxMessageSize,
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      hideSTARTTLS: true,
+      logger: false,
+      maxClients: 200,
+      socketTimeout: 120_000,
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, _session, cb) => this.onRcptTo(address, cb),
+      onData: (stream, session, cb) => {
+        this.onData(stream, session).then(
+          (id) => cb(null, `2.0.0 Ok: queued as ${id}`),
+          (err) => cb(err),
+        );
+      },
+    });
+    this.server.on('error', (err) => opts.log.warn({ err: err.message }, 'smtp connection error'));
+  }
+
+  private onMailFrom(address: { address: string; args: unknown }, _session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const args = (address.args ?? {}) as Record<string, string>;
+    const declared = Number(args.SIZE ?? 0);
+    if (declared > this.opts.maxMessageSize) {
+      return cb(reply(552, `5.3.4 Message size ${declared} exceeds the limit of ${this.opts.maxMessageSize} bytes`));
+    }
+    cb();
+  }
+
+  private onRcptTo(address: { address: string }, cb: (err?: Error | null) => void): void {
+    if (!this.opts.recipients.has(address.address)) {
+      return cb(reply(550, `5.1.1 <${address.address}>: Recipient address rejected: not a helpdesk address`));
+    }
+    cb();
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const raw = await readData(stream, this.opts.maxMessageSize);
+    if (!raw) throw reply(552, `5.3.4 Message exceeds the size limit of ${this.opts.maxMessageSize} bytes`);
+    const env = session.envelope;
+    const mailFrom = env.mailFrom === false ? null : env.mailFrom.address;
+    try {
+      const item = await storeInboxItem(this.opts.store, 'smtp', raw, {
+        mailFrom,
+        rcptTo: env.rcptTo.map((r) => r.address.toLowerCase()),
+        clientIp: session.remoteAddress,
+        helo: session.hostNameAppearsAs,
+      });
+      this.lastMessageAt = new Date();
+      this.opts.log.info({ inboxId: String(item.id), size: raw.length, from: mailFrom, rcpt: env.rcptTo.length }, 'message stored');
+      this.opts.onStored?.(String(item.id));
+      return String(item.id);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message }, 'could not store message, answering 451');
+      throw reply(451, '4.3.0 Temporary failure storing the message, please try again later');
+    }
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

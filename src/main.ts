@@ -1,0 +1,96 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { projectRoot, type Config } from './config/load.ts';
+import { resolveDatabase, type DatabaseServer } from './db/embedded.ts';
+import { openStore, type Store } from './db/store.ts';
+import { createDomainContext, type DomainContext } from './domain/context.ts';
+import { recordDeliveryFailure } from './domain/delivery.ts';
+import { IngestWorker } from './domain/ingest/worker.ts';
+import { createLogger, type Logger } from './log/logger.ts';
+import { SmtpIntake } from './mail/receive/smtp.ts';
+import { MailComposer } from './mail/send/compose.ts';
+import { OutboxWorker } from './mail/send/worker.ts';
+
+export interface Helpgate {
+  readonly config: Config;
+  readonly database: DatabaseServer;
+  readonly store: Store;
+  readonly ctx: DomainContext;
+  readonly smtp: { host: string; port: number };
+  readonly ingest: IngestWorker;
+  readonly outbox: OutboxWorker;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Use this database server instead of resolving one from the configuration. */
+  database?: DatabaseServer;
+  dbName?: string;
+  now?: () => Date;
+}
+
+/** Where a running `helpgate serve` tells the CLI which database it uses. */
+export function runtimeFile(config: Config): string {
+  return path.join(config.dataDir, 'helpgate.run.json');
+}
+
+/** Wires config → database → store → workers → SMTP listener. The only place that knows them all. */
+export async function startHelpgate(config: Config, opts: StartOptions = {}): Promise<Helpgate> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  mkdirSync(config.dataDir, { recursive: true });
+  const database =
+    opts.database ??
+    (await resolveDatabase({ mongodbUri: config.mongodbUri, dataDir: config.dataDir, toolsDir: config.toolsDir, log: (line) => log.info(line) }));
+  const ownsDatabase = !opts.database;
+  const store = await openStore(database.uri, { timeoutMs: config.mongodbTimeoutMs, ...(opts.dbName ? { dbName: opts.dbName } : {}) });
+  const composer = new MailComposer(path.join(projectRoot, 'templates'));
+
+  let ctx!: DomainContext;
+  const outbox = new OutboxWorker({
+    store,
+    log,
+    relayUrl: config.outboundSmtpUrl,
+    backoffSeconds: config.outbox.backoffSeconds,
+    leaseSeconds: config.outbox.leaseSeconds,
+    onFailed: (mail, error) => recordDeliveryFailure(ctx, mail, error),
+  });
+  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}) });
+  const ingest = new IngestWorker(ctx);
+  const smtpIntake = new SmtpIntake({
+    store,
+    log,
+    recipients: ctx.own,
+    maxMessageSize: config.maxMessageSize,
+    hostname: config.helpdesk.domain,
+    onStored: () => ingest.kick(),
+  });
+  const address = await smtpIntake.listen(config.smtp.port, config.smtp.host);
+  ingest.start();
+  outbox.start();
+  if (ownsDatabase && database.engine !== 'external') {
+    writeFileSync(runtimeFile(config), JSON.stringify({ pid: process.pid, uri: database.uri, engine: database.engine, smtpPort: address.port }));
+  }
+
+  let stopped = false;
+  return {
+    config,
+    database,
+    store,
+    ctx,
+    smtp: { host: address.address, port: address.port },
+    ingest,
+    outbox,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await smtpIntake.close();
+      await Promise.all([ingest.stop(), outbox.stop()]);
+      await store.close();
+      if (ownsDatabase) {
+        rmSync(runtimeFile(config), { force: true });
+        await database.stop();
+      }
+    },
+  };
+}
