@@ -1,4 +1,5 @@
 import type { Config } from '../../config/load.ts';
+import { toBuffer } from '../../db/blobs.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import { NotFoundError } from '../../errors/errors.ts';
@@ -82,7 +83,7 @@ export async function outboxCommand(args: string[], config: Config): Promise<num
       if (!id) throw new UsageError('outbox show needs an id');
       const mail = await Outbox.findById(id).lean<OutboxMail>();
       if (!mail) throw new NotFoundError('outbound mail', id);
-      if (mail.raw) process.stdout.write(Buffer.from(mail.raw as unknown as Buffer).toString('utf8'));
+      if (mail.raw) process.stdout.write(toBuffer(mail.raw).toString('utf8'));
       else process.stdout.write(`Subject: ${mail.subject}\nTo: ${mail.to.join(', ')}\nState: ${mail.state}\n\n${mail.text}\n`);
       return 0;
     }
