@@ -1,0 +1,31 @@
+// Import rules of helpgate (see the architecture section of README.md):
+//   receive (mail/receive) → domain → store (db) / send (mail/send); http → domain;
+//   config, log, errors, jobs at the bottom; main.ts and cli/ wire everything.
+// `npm test` fails on any violation and on any import cycle.
+/** @type {import('dependency-cruiser').IConfiguration} */
+const layer = (name, from, forbidden) => ({
+  name,
+  severity: 'error',
+  from: { path: from },
+  to: { path: forbidden },
+});
+
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', comment: 'Import cycles are not allowed.', from: {}, to: { circular: true } },
+    layer('bottom-imports-nothing', '^src/(config|log|errors|jobs)/', '^src/(db|domain|mail|http|cli|main\\.ts)'),
+    layer('db-below-domain-and-mail', '^src/db/', '^src/(domain|mail|http|cli|main\\.ts)'),
+    layer('parse-is-pure', '^src/mail/parse/', '^src/(db|domain|mail/receive|mail/send|http|cli|main\\.ts)'),
+    layer('receive-only-stores', '^src/mail/receive/', '^src/(domain|mail/send|http|cli|main\\.ts)'),
+    layer('send-never-imports-domain', '^src/mail/send/', '^src/(domain|mail/receive|http|cli|main\\.ts)'),
+    layer('domain-below-protocols', '^src/domain/', '^src/(mail/receive|http|cli|main\\.ts)'),
+    layer('http-calls-domain-not-db', '^src/http/', '^src/(db|mail/receive|mail/send|cli|main\\.ts)'),
+    { name: 'not-to-unresolvable', severity: 'error', from: {}, to: { couldNotResolve: true } },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'] },
+  },
+};
