@@ -39,9 +39,18 @@ export class BlobStore {
   }
 
   async get(sha: string): Promise<Buffer | null> {
-    const docs = await this.chunks.collection.find({ sha }).sort({ n: 1 }).toArray();
-    if (docs.length === 0) return null;
-    const data = Buffer.concat(docs.map((d) => toBuffer(d.data)));
+    // Chunk by chunk, by _id: FerretDB 1.24 (SQLite) answers only a filter of exactly
+    // {_id: value} from an index; `find({ sha })` decoded every stored chunk of every blob.
+    const parts: Buffer[] = [];
+    for (let n = 0; ; n++) {
+      const doc = await this.chunks.collection.findOne({ _id: `${sha}/${n}` } as never);
+      if (!doc) break;
+      const part = toBuffer(doc.data);
+      parts.push(part);
+      if (part.length < BLOB_CHUNK_SIZE) break; // only the last chunk is short
+    }
+    if (parts.length === 0) return null;
+    const data = Buffer.concat(parts);
     if (sha256(data) !== sha) throw new Error(`blob ${sha} is incomplete or corrupt`);
     return data;
   }

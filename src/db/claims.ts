@@ -47,6 +47,19 @@ export class SlotLocks {
   }
 }
 
+/**
+ * Applies `update` to the document if `owner` still holds it (its lockedBy), and tells whether
+ * it did. Read by _id, then written by _id: FerretDB 1.24 would decode the whole collection
+ * for a filter of {_id, lockedBy}, and does not make such a conditional update atomic anyway;
+ * exclusivity comes from the slot lock, this check only stops a worker whose lease lapsed.
+ */
+export async function updateIfStillMine(model: Model<any>, id: unknown, owner: string, update: Record<string, unknown>): Promise<boolean> {
+  const doc = await model.findById(id, { lockedBy: 1 }).lean<{ lockedBy?: string | null }>();
+  if (!doc || doc.lockedBy !== owner) return false;
+  await model.updateOne({ _id: id }, update);
+  return true;
+}
+
 export interface Lease {
   ids: string[];
   owner: string;
@@ -63,6 +76,12 @@ export interface ClaimOptions<T> {
   now: Date;
   /** Applied by the winner, e.g. push availableAt one lease ahead and count the attempt. */
   update: (doc: T) => Record<string, unknown>;
+  /**
+   * The same condition as `filter`, tested on the document re-read by _id under the lock.
+   * Without it the re-read repeats `filter`, which FerretDB 1.24 answers by decoding the
+   * whole collection (it pushes down nothing but a lone {_id: value}).
+   */
+  isClaimable?: (doc: T) => boolean;
 }
 
 /**
@@ -77,7 +96,12 @@ export async function claimNext<T extends { _id: unknown }>(opts: ClaimOptions<T
     const lease = await opts.locks.tryClaim(`${opts.name}:${String(doc!._id)}`, opts.owner, opts.now);
     if (!lease) continue;
     // Re-read under the lock: the previous holder may have finished it meanwhile.
-    const fresh = await opts.model.findOne({ ...opts.filter, _id: doc!._id }).lean<T>();
+    const fresh = opts.isClaimable
+      ? await opts.model
+          .findById(doc!._id)
+          .lean<T>()
+          .then((d) => (d && opts.isClaimable!(d) ? d : null))
+      : await opts.model.findOne({ ...opts.filter, _id: doc!._id }).lean<T>();
     if (!fresh) {
       await opts.locks.release(lease);
       continue;

@@ -79,11 +79,16 @@ async function send(ctx: DomainContext, ticket: Ticket, article: Article, spec: 
   return enq;
 }
 
-/** The acknowledgement to the requester of a new ticket, at most N per sender per hour. */
-export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article): Promise<void> {
+/**
+ * The acknowledgement to the requester of a new ticket, at most N per sender per hour.
+ * `articleIsNew`: the article was inserted by this very run, so no acknowledgement can be
+ * queued for it yet and the look-up (a scan of the whole outbox on FerretDB) is skipped.
+ */
+export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<void> {
   const to = ticket.requester.address;
   const key = `${article._id}:ack:${to}`;
-  if (await ctx.store.models.Outbox.exists({ key })) return;
+  // A re-run must not spend the sender's rate-limit budget on an acknowledgement already queued.
+  if (!opts.articleIsNew && (await ctx.store.models.Outbox.exists({ key }))) return;
   if (!(await withinRateLimit(ctx, `ack:${to}`, ctx.config.ackRateLimitPerHour, HOUR))) {
     ctx.log.warn({ ticket: ticket.number, to }, 'acknowledgement rate limit reached, none sent');
     return;

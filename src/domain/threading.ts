@@ -21,11 +21,15 @@ export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage
   }
   const ids = [...new Set([mail.inReplyTo, ...[...mail.references].reverse()].filter((x): x is string => !!x))].slice(0, 100);
   if (!ids.length) return null;
-  const found = await ThreadId.find({ _id: { $in: ids } }).lean<{ _id: string; ticketId: unknown }[]>();
-  if (!found.length) return null;
-  const best = ids.map((id) => found.find((f) => f._id === id)).find(Boolean)!;
-  const ticket = await Ticket.findById(best.ticketId).lean<Ticket>();
-  return ticket ? { ticket, via: 'references' } : null;
+  // One _id look-up per id, best first, stopping at the first known one: FerretDB 1.24 answers
+  // only {_id: value} from an index, and `_id: {$in}` decoded every stored Message-ID.
+  for (const id of ids) {
+    const found = await ThreadId.findById(id, { ticketId: 1 }).lean<{ _id: string; ticketId: unknown }>();
+    if (!found) continue;
+    const ticket = await Ticket.findById(found.ticketId).lean<Ticket>();
+    return ticket ? { ticket, via: 'references' } : null;
+  }
+  return null;
 }
 
 export type SenderRole = 'requester' | 'agent' | 'participant' | 'stranger';

@@ -54,8 +54,8 @@ export type NewArticle = Omit<Article, '_id' | 'createdAt' | 'updatedAt' | 'tick
 /** Adds an article once per idempotency key; a re-run returns the stored one. */
 export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Partial<NewArticle> & Pick<NewArticle, 'key' | 'direction' | 'authorRole'>): Promise<{ article: Article; created: boolean }> {
   const { Article, Ticket } = ctx.store.models;
-  const existing = await Article.findOne({ key: input.key }).lean<Article>();
-  if (existing) return { article: existing, created: false };
+  // Insert first; the unique index on `key` turns a re-run into a duplicate-key error (a
+  // lookup by key first would scan every article on FerretDB 1.24, which indexes only {_id}).
   try {
     const doc = await Article.create({ ...input, ticketId: ticket._id, ticketNumber: ticket.number });
     await Ticket.updateOne({ _id: ticket._id }, { $set: { updatedAt: ctx.now() } });

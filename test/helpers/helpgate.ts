@@ -55,6 +55,8 @@ export interface StartTestOptions {
   db?: TestDatabase;
   relay?: CaptureSmtp;
   ownDatabase?: boolean;
+  /** helpgate's clock (default: the real one), e.g. to keep a test inside one rate-limit window. */
+  now?: () => Date;
 }
 
 export function smtpClient(port: number) {
@@ -67,7 +69,7 @@ export async function startTestHelpgate(t: ExecutionContext | null, opts: StartT
   const relay = opts.relay ?? (await new CaptureSmtp().listen());
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-data-'));
   const config = loadConfig(testEnv({ HELPGATE_DATA_DIR: dataDir, OUTBOUND_SMTP_URL: relay.url, ...opts.env }));
-  const hg = await startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger(config.logLevel) });
+  const hg = await startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger(config.logLevel), ...(opts.now ? { now: opts.now } : {}) });
   const client = smtpClient(hg.smtp.port);
   const { Ticket, Article, Inbox } = hg.store.models;
   const handle: TestHelpgate = {

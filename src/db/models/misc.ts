@@ -19,7 +19,7 @@ export const lockSchema = new Schema(
 );
 lockSchema.index({ expiresAt: 1 });
 
-/** Fixed-window counters for rate limits; old windows are removed by a sweeper (no TTL indexes on FerretDB). */
+/** Fixed-window rate limits, one document per permitted event (see domain/rate-limit.ts); old windows are removed by a sweeper (no TTL indexes on FerretDB). */
 export const rateWindowSchema = new Schema(
   { _id: { type: String, required: true }, n: { type: Number, default: 0 }, windowEnd: { type: Date, required: true } },
   { collection: 'ratewindows', versionKey: false },

@@ -36,8 +36,9 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   const mail = await parseMessage(raw);
   const key = messageKey(mail, item.rawSha256);
 
-  // One of our own mails came back (a list, a forward rule, a misconfigured alias).
-  if (mail.messageId && (await store.models.ThreadId.exists({ _id: mail.messageId, ours: true }))) {
+  // One of our own mails came back (a list, a forward rule, a misconfigured alias). Looked up
+  // by _id alone: the only filter FerretDB 1.24 answers from an index.
+  if (mail.messageId && (await store.models.ThreadId.findById(mail.messageId, { ours: 1 }).lean<{ ours: boolean }>())?.ours) {
     return { kind: 'ignored', note: `our own message ${mail.messageId} came back: not ticketed` };
   }
 
@@ -48,6 +49,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   let role: SenderRole;
   let article: Article;
   let newTicket: boolean;
+  let articleIsNew = false;
   const known = await store.models.Article.findOne({ key }).lean<Article>();
   if (known) {
     // Redelivery, or a re-run after a crash: finish whatever was not finished.
@@ -76,7 +78,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       newTicket = true;
     }
     for (const a of mail.attachments) await store.blobs.put(a.content);
-    ({ article } = await addArticle(ctx, ticket, {
+    ({ article, created: articleIsNew } = await addArticle(ctx, ticket, {
       key,
       direction: 'in',
       authorRole: role,
@@ -105,7 +107,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   if (automated) {
     ctx.log.info({ ticket: ticket.number, reason: automated }, 'automated mail: no automatic answer');
   } else if (newTicket) {
-    if (ticket.requester.address) await acknowledge(ctx, ticket, article);
+    if (ticket.requester.address) await acknowledge(ctx, ticket, article, { articleIsNew });
     await notifyUnit(ctx, ticket, article, 'new');
   } else if (role === 'agent') {
     await relayAgentReply(ctx, ticket, article);

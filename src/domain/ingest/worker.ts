@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { claimNext, SlotLocks } from '../../db/claims.ts';
+import { claimNext, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
 import { PollLoop } from '../../jobs/poll-loop.ts';
@@ -54,6 +54,7 @@ export class IngestWorker {
       owner: this.id,
       now,
       update: (doc) => ({ $set: { availableAt: new Date(now.getTime() + leaseMs), lockedBy: this.id, attempts: doc.attempts + 1 } }),
+      isClaimable: (doc) => doc.state === 'pending' && doc.availableAt <= now,
     });
     if (!claim && now.getTime() - this.lastSweep > 5 * 60_000) {
       this.lastSweep = now.getTime();
@@ -70,15 +71,15 @@ export class IngestWorker {
 
   private async process(item: InboxItem): Promise<void> {
     const { Inbox } = this.ctx.store.models;
-    const mine = { _id: item._id, lockedBy: this.id };
+    const settle = (update: Record<string, unknown>) => updateIfStillMine(Inbox, item._id, this.id, update);
     const log = this.ctx.log.child({ inboxId: String(item._id) });
     try {
       const outcome = await ingestMessage(this.ctx, item);
       if (outcome.kind === 'ignored') {
-        await Inbox.updateOne(mine, { $set: { state: 'ignored', note: outcome.note, lockedBy: null, lastError: null } });
+        await settle({ $set: { state: 'ignored', note: outcome.note, lockedBy: null, lastError: null } });
         log.info({ note: outcome.note }, 'message ignored');
       } else {
-        await Inbox.updateOne(mine, {
+        await settle({
           $set: { state: 'done', ticketNumber: outcome.ticketNumber, articleId: outcome.articleId, note: outcome.note, lockedBy: null, lastError: null },
         });
         log.info({ ticket: outcome.ticketNumber, created: outcome.created }, outcome.created ? 'ticket opened' : 'follow-up added');
@@ -86,11 +87,11 @@ export class IngestWorker {
     } catch (err) {
       const message = errorMessage(err);
       if (item.attempts >= this.ctx.config.ingest.maxAttempts) {
-        await Inbox.updateOne(mine, { $set: { state: 'quarantined', lastError: message, lockedBy: null } });
+        await settle({ $set: { state: 'quarantined', lastError: message, lockedBy: null } });
         log.error({ err: message, attempts: item.attempts }, 'message quarantined');
       } else {
         const delayMs = Math.min(60_000, 1000 * 2 ** item.attempts);
-        await Inbox.updateOne(mine, { $set: { lastError: message, availableAt: new Date(Date.now() + delayMs), lockedBy: null } });
+        await settle({ $set: { lastError: message, availableAt: new Date(Date.now() + delayMs), lockedBy: null } });
         log.warn({ err: message, attempts: item.attempts, retryInMs: delayMs }, 'message processing failed, will retry');
       }
     }

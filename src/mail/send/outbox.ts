@@ -36,8 +36,8 @@ export interface Enqueued {
  */
 export async function enqueueMail(store: Store, domain: string, draft: OutboundDraft): Promise<Enqueued> {
   const { Outbox } = store.models;
-  const existing = await Outbox.findOne({ key: draft.key }).lean<OutboxMail>();
-  if (existing) return { mail: existing, created: false };
+  // Insert first and let the unique index on `key` say "already queued": looking the key up
+  // first costs a scan of the whole outbox on FerretDB 1.24, which pushes down only {_id}.
   const now = new Date();
   try {
     const doc = await Outbox.create({

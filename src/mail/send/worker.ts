@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
-import { claimNext, SlotLocks } from '../../db/claims.ts';
+import { claimNext, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage } from '../../errors/errors.ts';
@@ -96,6 +96,7 @@ export class OutboxWorker {
       owner: this.id,
       now,
       update: (doc) => ({ $set: { dueAt: new Date(now.getTime() + this.opts.leaseSeconds * 1000), lockedBy: this.id, attempts: doc.attempts + 1 } }),
+      isClaimable: (doc) => doc.state === 'queued' && doc.dueAt <= now,
     });
     if (!claim) return false;
     try {
@@ -108,17 +109,17 @@ export class OutboxWorker {
 
   private async deliver(mail: OutboxMail): Promise<void> {
     const { Outbox } = this.opts.store.models;
-    const mine = { _id: mail._id, lockedBy: this.id };
+    const settle = (update: Record<string, unknown>) => updateIfStillMine(Outbox, mail._id, this.id, update);
     const log = this.opts.log.child({ outboxId: String(mail._id), kind: mail.kind, ticket: mail.ticketNumber });
     if (!this.relay) {
       const info = await this.capture.sendMail(toMessage(mail));
-      await Outbox.updateOne(mine, { $set: { state: 'captured', raw: info.message as Buffer, sentAt: new Date(), lockedBy: null } });
+      await settle({ $set: { state: 'captured', raw: info.message as Buffer, sentAt: new Date(), lockedBy: null } });
       log.info({ to: mail.to }, 'mail captured (no relay configured)');
       return;
     }
     try {
       const info = await this.relay.sendMail(toMessage(mail));
-      await Outbox.updateOne(mine, { $set: { state: 'sent', response: info.response, sentAt: new Date(), lockedBy: null, lastError: null } });
+      await settle({ $set: { state: 'sent', response: info.response, sentAt: new Date(), lockedBy: null, lastError: null } });
       log.info({ to: mail.to, response: info.response }, 'mail sent');
     } catch (err) {
       const message = errorMessage(err);
@@ -126,11 +127,11 @@ export class OutboxWorker {
       const delay = this.opts.backoffSeconds[mail.attempts - 1];
       if (verdict === 'reject' || delay === undefined) {
         const reason = verdict === 'reject' ? message : `gave up after ${mail.attempts} attempts: ${message}`;
-        await Outbox.updateOne(mine, { $set: { state: 'failed', lastError: reason, lockedBy: null } });
+        await settle({ $set: { state: 'failed', lastError: reason, lockedBy: null } });
         log.warn({ to: mail.to, err: reason }, 'mail failed');
         await this.opts.onFailed?.(mail, reason);
       } else {
-        await Outbox.updateOne(mine, { $set: { lastError: message, dueAt: new Date(Date.now() + delay * 1000), lockedBy: null } });
+        await settle({ $set: { lastError: message, dueAt: new Date(Date.now() + delay * 1000), lockedBy: null } });
         log.info({ to: mail.to, err: message, retryInSeconds: delay }, 'mail deferred');
       }
     }
