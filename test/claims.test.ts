@@ -1,14 +1,15 @@
 import test from 'ava';
-import { claimNext, SlotLocks } from '../src/db/claims.ts';
+import { claimNext, finishWork, queueWork, SlotLocks } from '../src/db/claims.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { createDomainContext } from '../src/domain/context.ts';
-import { createTicket } from '../src/domain/tickets.ts';
+import { createTicket, findTicketByNumber } from '../src/domain/tickets.ts';
 import { loadConfig, projectRoot } from '../src/config/load.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { MailComposer } from '../src/mail/send/compose.ts';
 import { startTestDatabase, type TestDatabase } from './helpers/database.ts';
 import path from 'node:path';
+import { Types } from 'mongoose';
 
 let db: TestDatabase;
 const stores: Store[] = [];
@@ -35,19 +36,21 @@ test.serial('each queued item is claimed by exactly one of many concurrent worke
   const items = await a!.models.Inbox.insertMany(
     Array.from({ length: 12 }, (_, i) => ({ source: 'smtp', envelope: { mailFrom: `s${i}@x.org`, rcptTo: ['help@helpdesk.localhost'] }, rawSha256: `h${i}`, size: 1, receivedAt: now, availableAt: now })),
   );
+  for (const item of items) await queueWork(a!.models.InboxQueue, item._id, now);
   const claimedBy = new Map<string, string[]>();
   const worker = async (store: Store, name: string) => {
     const locks = new SlotLocks(store.models.Lock, 60_000);
     for (;;) {
       const claim = await claimNext<InboxItem>({
         model: store.models.Inbox,
+        queue: store.models.InboxQueue,
         locks,
         name: 'inbox',
-        filter: { state: 'pending', availableAt: { $lte: new Date() } },
-        sort: { availableAt: 1 },
         owner: name,
         now: new Date(),
-        update: () => ({ $set: { availableAt: new Date(Date.now() + 60_000), lockedBy: name } }),
+        leaseMs: 60_000,
+        update: () => ({ $set: { lockedBy: name } }),
+        isClaimable: (doc) => doc.state === 'pending',
       });
       if (!claim) return;
       const id = String(claim.doc._id);
@@ -74,4 +77,60 @@ test.serial('concurrent ticket creation from several connections gives unique, c
   const again = await createTicket(ctxs[0]!, { originKey: 'mid:<n7@x>', subject: 's7', requester: { address: 'r7@x.org', name: '' }, participants: [], su: 'first-line' });
   t.false(again.created);
   t.is(await conns[0]!.models.Ticket.countDocuments({}), 30);
+});
+
+test.serial('a claimed item leaves the due queue for one lease; stale and orphan entries are dropped', async (t) => {
+  const [store] = await connections(1);
+  const { Inbox, InboxQueue } = store!.models;
+  await InboxQueue.deleteMany({});
+  const t0 = new Date();
+  const mk = (state: string) => ({ source: 'smtp', envelope: { mailFrom: 'a@x.org', rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0, state });
+  const [pending, done] = await Inbox.insertMany([mk('pending'), mk('done')]);
+  const young = new Types.ObjectId();
+  const old = new Types.ObjectId();
+  for (const id of [pending!._id, done!._id, young]) await queueWork(InboxQueue, id, t0);
+  await InboxQueue.collection.insertOne({ _id: old, due: t0, since: new Date(t0.getTime() - 5 * 60_000) } as never);
+  const claim = (now: Date, owner: string) =>
+    claimNext<InboxItem>({
+      model: Inbox,
+      queue: InboxQueue,
+      locks: new SlotLocks(store!.models.Lock, 1000),
+      name: 'inbox-q',
+      owner,
+      now,
+      leaseMs: 30_000,
+      update: () => ({ $set: { lockedBy: owner } }),
+      isClaimable: (doc) => doc.state === 'pending',
+    });
+  const claimed = [];
+  for (let c = await claim(t0, 'w1'); c; c = await claim(t0, 'w1')) claimed.push(c.doc);
+  t.deepEqual(claimed.map((d) => String(d._id)), [String(pending!._id)], 'only the pending item is claimed, once');
+  t.is(claimed[0]?.lockedBy, 'w1');
+  // The entry of the settled item and the old orphan are gone; the young orphan waits a moment.
+  const left = (await InboxQueue.find({}).lean<{ _id: unknown; due: Date }[]>()).map((e) => [String(e._id), e.due.getTime() - t0.getTime()] as const);
+  const after = new Map(left);
+  t.false(after.has(String(done!._id)));
+  t.false(after.has(String(old)));
+  t.true((after.get(String(young)) ?? 0) > 0, 'a young entry without its item is looked at again later');
+  t.is(after.get(String(pending!._id)), 30_000, 'the claimed item is due again one lease later');
+  // Nobody else gets it within the lease, another worker does after it.
+  t.is(await claim(new Date(t0.getTime() + 10_000), 'w2'), null);
+  const retaken = await claim(new Date(t0.getTime() + 40_000), 'w2');
+  t.is(String(retaken?.doc._id), String(pending!._id));
+  await finishWork(InboxQueue, pending!._id);
+  t.is(await claim(new Date(t0.getTime() + 100_000), 'w3'), null);
+});
+
+test.serial('a ticket is found by its number through its reservation, never through a stale one', async (t) => {
+  const config = loadConfig({ LOG_LEVEL: 'silent' });
+  const [store] = await connections(1);
+  const ctx = createDomainContext({ store: store!, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) });
+  const { ticket } = await createTicket(ctx, { originKey: 'mid:<lookup@x>', subject: 'look', requester: { address: 'l@x.org', name: '' }, participants: [], su: 'first-line' });
+  t.is(String((await findTicketByNumber(ctx, ticket.number))?._id), String(ticket._id));
+  t.is(await findTicketByNumber(ctx, ticket.number + 1000), null);
+  t.is(await findTicketByNumber(ctx, Number.NaN), null);
+  // A reservation left by a crash before its ticket was written points nowhere: not found.
+  await store!.models.TicketNumber.collection.insertOne({ _id: 999_999, ticketId: ticket._id } as never);
+  t.is(await findTicketByNumber(ctx, 999_999), null);
+  await store!.models.TicketNumber.deleteOne({ _id: 999_999 });
 });

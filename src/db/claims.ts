@@ -38,7 +38,9 @@ export class SlotLocks {
 
   /** Gives a claim back early (work done, or to be retried sooner than the lease would allow). */
   async release(lease: Lease): Promise<void> {
-    await this.locks.deleteMany({ _id: { $in: lease.ids }, owner: lease.owner });
+    // One delete per _id: FerretDB 1.24 would decode every lock for `_id: {$in}`. The slot in
+    // the _id makes it ours: nobody else can hold these ids until both slots have passed.
+    for (const id of lease.ids) await this.locks.deleteOne({ _id: id });
   }
 
   /** Removes locks whose slot has passed (whatever their slot length). */
@@ -66,48 +68,75 @@ export interface Lease {
 }
 
 export interface ClaimOptions<T> {
+  /** The items (inbox, outbox). */
   model: Model<any>;
+  /** Their work queue (models/misc.ts queueEntrySchema). */
+  queue: Model<any>;
   locks: SlotLocks;
   /** Lock namespace, e.g. "inbox". */
   name: string;
-  filter: Record<string, unknown>;
-  sort: Record<string, 1 | -1>;
   owner: string;
   now: Date;
-  /** Applied by the winner, e.g. push availableAt one lease ahead and count the attempt. */
+  /** How long a claim keeps the item away from other workers if its worker dies. */
+  leaseMs: number;
+  /** Applied to the item by the winner, e.g. record the owner and count the attempt. */
   update: (doc: T) => Record<string, unknown>;
-  /**
-   * The same condition as `filter`, tested on the document re-read by _id under the lock.
-   * Without it the re-read repeats `filter`, which FerretDB 1.24 answers by decoding the
-   * whole collection (it pushes down nothing but a lone {_id: value}).
-   */
-  isClaimable?: (doc: T) => boolean;
+  /** Whether the item, re-read under the lock, still needs work (its queue entry may be stale). */
+  isClaimable: (doc: T) => boolean;
 }
 
+/** An entry whose item is still missing after this long was left by a failed write: dropped. */
+const ORPHAN_ENTRY_MS = 60_000;
+
 /**
- * Claims one due document of a queue: looks at the first few candidates (in random order, so
- * parallel workers do not all fight over the first), takes the first whose lock it wins, and
- * marks it. Returns null when nothing could be claimed.
+ * Claims one due item: reads the first few due queue entries (in random order, so parallel
+ * workers do not all fight over the first), takes the first whose slot lock it wins, re-reads
+ * the item by _id, moves its entry one lease ahead and marks the item. Returns null when
+ * nothing could be claimed.
  */
 export async function claimNext<T extends { _id: unknown }>(opts: ClaimOptions<T>): Promise<{ doc: T; lease: Lease } | null> {
-  const candidates = await opts.model.find(opts.filter).sort(opts.sort).limit(8).lean<T[]>();
+  const candidates = await opts.queue.find({ due: { $lte: opts.now } }).sort({ due: 1 }).limit(8).lean<QueueEntry[]>();
   while (candidates.length) {
-    const [doc] = candidates.splice(randomInt(candidates.length), 1);
-    const lease = await opts.locks.tryClaim(`${opts.name}:${String(doc!._id)}`, opts.owner, opts.now);
+    const [entry] = candidates.splice(randomInt(candidates.length), 1);
+    const lease = await opts.locks.tryClaim(`${opts.name}:${String(entry!._id)}`, opts.owner, opts.now);
     if (!lease) continue;
-    // Re-read under the lock: the previous holder may have finished it meanwhile.
-    const fresh = opts.isClaimable
-      ? await opts.model
-          .findById(doc!._id)
-          .lean<T>()
-          .then((d) => (d && opts.isClaimable!(d) ? d : null))
-      : await opts.model.findOne({ ...opts.filter, _id: doc!._id }).lean<T>();
-    if (!fresh) {
+    const doc = await opts.model.findById(entry!._id).lean<T>();
+    if (!doc || !opts.isClaimable(doc)) {
+      // Finished meanwhile (or never written: the entry is written before its item, so a young
+      // entry without an item may be an item being written right now; look again shortly).
+      if (doc || opts.now.getTime() - new Date(entry!.since).getTime() > ORPHAN_ENTRY_MS) await finishWork(opts.queue, entry!._id);
+      else await deferWork(opts.queue, entry!._id, new Date(opts.now.getTime() + 2000));
       await opts.locks.release(lease);
       continue;
     }
-    await opts.model.updateOne({ _id: fresh._id }, opts.update(fresh));
-    return { doc: (await opts.model.findById(fresh._id).lean<T>())!, lease };
+    await deferWork(opts.queue, doc._id, new Date(opts.now.getTime() + opts.leaseMs));
+    await opts.model.updateOne({ _id: doc._id }, opts.update(doc));
+    return { doc: (await opts.model.findById(doc._id).lean<T>())!, lease };
   }
   return null;
+}
+
+export interface QueueEntry {
+  _id: unknown;
+  due: Date;
+  since: Date;
+}
+
+/** Adds work for an item (kept as it is if the item is already queued). Write it before the item. */
+export async function queueWork(queue: Model<any>, id: unknown, due: Date): Promise<void> {
+  try {
+    await queue.collection.insertOne({ _id: id, due, since: due } as never);
+  } catch (err) {
+    if (!isDuplicateKeyError(err)) throw err;
+  }
+}
+
+/** Makes an item due at `due` (queued again if its entry was gone). */
+export async function deferWork(queue: Model<any>, id: unknown, due: Date): Promise<void> {
+  await queue.updateOne({ _id: id }, { $set: { due }, $setOnInsert: { since: due } }, { upsert: true });
+}
+
+/** The item needs no more work. */
+export async function finishWork(queue: Model<any>, id: unknown): Promise<void> {
+  await queue.deleteOne({ _id: id });
 }

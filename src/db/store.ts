@@ -3,7 +3,7 @@ import { StoreUnavailableError } from '../errors/errors.ts';
 import { BlobStore } from './blobs.ts';
 import { articleModel } from './models/article.ts';
 import { inboxModel } from './models/inbox.ts';
-import { blobChunkModel, lockModel, rateWindowModel, threadIdModel } from './models/misc.ts';
+import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
 
@@ -17,6 +17,9 @@ export interface StoreOptions {
 function buildModels(conn: Connection) {
   return {
     Inbox: inboxModel(conn),
+    InboxQueue: queueModel(conn, 'InboxQueue'),
+    OutboxQueue: queueModel(conn, 'OutboxQueue'),
+    TicketNumber: ticketNumberModel(conn),
     Ticket: ticketModel(conn),
     Article: articleModel(conn),
     Outbox: outboxModel(conn),

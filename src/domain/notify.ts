@@ -2,7 +2,7 @@ import type { Article } from '../db/models/article.ts';
 import type { Ticket } from '../db/models/ticket.ts';
 import { LOOP_HEADER } from '../mail/parse/automated.ts';
 import { formatTag } from '../mail/parse/subject.ts';
-import { enqueueMail, type Enqueued } from '../mail/send/outbox.ts';
+import { enqueueMail, isQueued, type Enqueued } from '../mail/send/outbox.ts';
 import type { DomainContext } from './context.ts';
 import { withinRateLimit } from './rate-limit.ts';
 import { registerMessageIds } from './tickets.ts';
@@ -82,13 +82,13 @@ async function send(ctx: DomainContext, ticket: Ticket, article: Article, spec: 
 /**
  * The acknowledgement to the requester of a new ticket, at most N per sender per hour.
  * `articleIsNew`: the article was inserted by this very run, so no acknowledgement can be
- * queued for it yet and the look-up (a scan of the whole outbox on FerretDB) is skipped.
+ * queued for it yet and the look-up is skipped.
  */
 export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<void> {
   const to = ticket.requester.address;
   const key = `${article._id}:ack:${to}`;
   // A re-run must not spend the sender's rate-limit budget on an acknowledgement already queued.
-  if (!opts.articleIsNew && (await ctx.store.models.Outbox.exists({ key }))) return;
+  if (!opts.articleIsNew && (await isQueued(ctx.store, key))) return;
   if (!(await withinRateLimit(ctx, `ack:${to}`, ctx.config.ackRateLimitPerHour, HOUR))) {
     ctx.log.warn({ ticket: ticket.number, to }, 'acknowledgement rate limit reached, none sent');
     return;

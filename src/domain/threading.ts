@@ -2,6 +2,7 @@ import type { Ticket } from '../db/models/ticket.ts';
 import { findTicketTags } from '../mail/parse/subject.ts';
 import type { ParsedMessage } from '../mail/parse/parse.ts';
 import type { DomainContext } from './context.ts';
+import { findTicketByNumber } from './tickets.ts';
 
 export interface ThreadMatch {
   ticket: Ticket;
@@ -16,7 +17,7 @@ export interface ThreadMatch {
 export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage, 'subject' | 'inReplyTo' | 'references'>): Promise<ThreadMatch | null> {
   const { Ticket, ThreadId } = ctx.store.models;
   for (const number of findTicketTags(mail.subject, ctx.config.ticketPrefix)) {
-    const ticket = await Ticket.findOne({ number }).lean<Ticket>();
+    const ticket = await findTicketByNumber(ctx, number);
     if (ticket) return { ticket, via: 'tag' };
   }
   const ids = [...new Set([mail.inReplyTo, ...[...mail.references].reverse()].filter((x): x is string => !!x))].slice(0, 100);

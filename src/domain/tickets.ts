@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Article } from '../db/models/article.ts';
 import type { Ticket } from '../db/models/ticket.ts';
+import { idFor } from '../db/ids.ts';
 import { isDuplicateKeyError } from '../errors/errors.ts';
 import type { DomainContext } from './context.ts';
 
@@ -17,36 +18,69 @@ export interface NewTicket {
   rootMessageId?: string | null;
 }
 
+/** The next number each store will try first (per process; a collision moves it on). */
+const nextNumberGuess = new WeakMap<object, number>();
+
+async function highestReservedNumber(ctx: DomainContext): Promise<number> {
+  const last = await ctx.store.models.TicketNumber.findOne({}, { _id: 1 }).sort({ _id: -1 }).lean<{ _id: number }>();
+  return Math.max(FIRST_TICKET_NUMBER - 1, last?._id ?? 0);
+}
+
 /**
- * Creates a ticket, or returns the one this origin already created (a re-run after a crash
- * finds it by its unique originKey, so no duplicate ticket can appear).
+ * Reserves the next free ticket number for `ticketId`. A number is taken by inserting its
+ * reservation (_id = number): an insert into the _id index is atomic on MongoDB and FerretDB
+ * alike, whereas a counter's $inc is not atomic on FerretDB 1.24. Each process remembers where
+ * it stopped, so a number costs one insert; a collision (another process took it) tries the
+ * next one, and after a run of collisions the highest reservation is read again.
+ */
+async function reserveTicketNumber(ctx: DomainContext, ticketId: Types.ObjectId): Promise<number> {
+  const { TicketNumber } = ctx.store.models;
+  let number = nextNumberGuess.get(ctx.store) ?? (await highestReservedNumber(ctx)) + 1;
+  for (let attempt = 1; attempt <= 200; attempt++) {
+    try {
+      await TicketNumber.collection.insertOne({ _id: number, ticketId } as never);
+      nextNumberGuess.set(ctx.store, number + 1);
+      return number;
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      // Reserved by an earlier run for this very ticket (a crash before the ticket was written).
+      const holder = await TicketNumber.findById(number).lean<{ ticketId: Types.ObjectId }>();
+      if (holder && String(holder.ticketId) === String(ticketId)) return number;
+      number = attempt % 10 === 0 ? (await highestReservedNumber(ctx)) + 1 : number + 1;
+    }
+  }
+  throw new Error('could not reserve a ticket number after 200 attempts');
+}
+
+/**
+ * Creates a ticket, or returns the one this origin already created: the ticket's _id derives
+ * from its originKey, so a re-run after a crash finds it by _id and no duplicate can appear.
  */
 export async function createTicket(ctx: DomainContext, input: NewTicket): Promise<{ ticket: Ticket; created: boolean }> {
   const { Ticket } = ctx.store.models;
-  // The number is claimed by the insert itself: "number" has a unique index, and an insert
-  // into a unique index is atomic on MongoDB and FerretDB alike (a counter's $inc is not
-  // atomic on FerretDB). A lost race means another process took that number: take the next.
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const existing = await Ticket.findOne({ originKey: input.originKey }).lean<Ticket>();
-    if (existing) return { ticket: existing, created: false };
-    const last = await Ticket.findOne({}, { number: 1 }).sort({ number: -1 }).lean<{ number: number }>();
-    const number = Math.max(FIRST_TICKET_NUMBER, (last?.number ?? 0) + 1);
-    try {
-      const doc = await Ticket.create({
-        ...input,
-        number,
-        state: 'new',
-        referredTicket: input.referredTicket ?? null,
-        rootMessageId: input.rootMessageId ?? null,
-        requesterTip: input.rootMessageId ?? null,
-      });
-      ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
-      return { ticket: doc.toObject() as Ticket, created: true };
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-    }
+  const _id = idFor('ticket', input.originKey);
+  const existing = await Ticket.findById(_id).lean<Ticket>();
+  if (existing) return { ticket: existing, created: false };
+  const number = await reserveTicketNumber(ctx, _id);
+  try {
+    const doc = await Ticket.create({
+      ...input,
+      _id,
+      number,
+      state: 'new',
+      referredTicket: input.referredTicket ?? null,
+      rootMessageId: input.rootMessageId ?? null,
+      requesterTip: input.rootMessageId ?? null,
+    });
+    ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
+    return { ticket: doc.toObject() as Ticket, created: true };
+  } catch (err) {
+    if (!isDuplicateKeyError(err)) throw err;
+    // Created by a concurrent run of the same message (its number reservation stays unused).
+    const ticket = await Ticket.findById(_id).lean<Ticket>();
+    if (!ticket) throw err;
+    return { ticket, created: false };
   }
-  throw new Error('could not allocate a ticket number after 50 attempts');
 }
 
 export type NewArticle = Omit<Article, '_id' | 'createdAt' | 'updatedAt' | 'ticketId' | 'ticketNumber'>;
@@ -54,15 +88,16 @@ export type NewArticle = Omit<Article, '_id' | 'createdAt' | 'updatedAt' | 'tick
 /** Adds an article once per idempotency key; a re-run returns the stored one. */
 export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Partial<NewArticle> & Pick<NewArticle, 'key' | 'direction' | 'authorRole'>): Promise<{ article: Article; created: boolean }> {
   const { Article, Ticket } = ctx.store.models;
-  // Insert first; the unique index on `key` turns a re-run into a duplicate-key error (a
-  // lookup by key first would scan every article on FerretDB 1.24, which indexes only {_id}).
+  // The _id derives from the key: a re-run collides on the _id index and finds the stored
+  // article by _id (FerretDB 1.24 answers no other filter from an index).
+  const _id = idFor('article', input.key);
   try {
-    const doc = await Article.create({ ...input, ticketId: ticket._id, ticketNumber: ticket.number });
+    const doc = await Article.create({ ...input, _id, ticketId: ticket._id, ticketNumber: ticket.number });
     await Ticket.updateOne({ _id: ticket._id }, { $set: { updatedAt: ctx.now() } });
     return { article: doc.toObject() as Article, created: true };
   } catch (err) {
     if (!isDuplicateKeyError(err)) throw err;
-    const article = await Article.findOne({ key: input.key }).lean<Article>();
+    const article = await Article.findById(_id).lean<Article>();
     if (!article) throw err;
     return { article, created: false };
   }
@@ -80,8 +115,18 @@ export async function registerMessageIds(ctx: DomainContext, ticket: Pick<Ticket
   }
 }
 
+/** The ticket with this number, through its reservation (a look-up by _id on both). */
 export async function findTicketByNumber(ctx: DomainContext, number: number): Promise<Ticket | null> {
-  return ctx.store.models.Ticket.findOne({ number }).lean<Ticket>();
+  if (!Number.isSafeInteger(number)) return null;
+  const reservation = await ctx.store.models.TicketNumber.findById(number).lean<{ ticketId: Types.ObjectId }>();
+  if (!reservation) return null;
+  const ticket = await ctx.store.models.Ticket.findById(reservation.ticketId).lean<Ticket>();
+  return ticket && ticket.number === number ? ticket : null;
+}
+
+/** An article by its idempotency key. */
+export async function findArticleByKey(ctx: DomainContext, key: string): Promise<Article | null> {
+  return ctx.store.models.Article.findById(idFor('article', key)).lean<Article>();
 }
 
 export async function listTickets(ctx: DomainContext, opts: { limit?: number } = {}): Promise<Ticket[]> {

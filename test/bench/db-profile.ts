@@ -56,6 +56,13 @@ export class DbProfile {
     return `${name} ${collection} ${filter}`.trim();
   }
 
+  /** How many write commands (insert, update, delete, findAndModify) were sent. */
+  writes(): number {
+    let n = 0;
+    for (const [key, e] of this.entries) if (/^(insert|update|delete|findAndModify) /.test(key)) n += e.count;
+    return n;
+  }
+
   /** The top entries by total time, one line each. */
   report(perMessage: number, top = 20): string[] {
     const rows = [...this.entries].sort((a, b) => b[1].totalMs - a[1].totalMs).slice(0, top);

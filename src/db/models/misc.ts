@@ -33,7 +33,31 @@ export const blobChunkSchema = new Schema(
 );
 blobChunkSchema.index({ sha: 1, n: 1 });
 
+/**
+ * Ticket number reservations: _id is the number. A number is taken by inserting its document,
+ * atomically on every engine, and looked up by _id (see domain/tickets.ts).
+ */
+export const ticketNumberSchema = new Schema(
+  { _id: { type: Number, required: true }, ticketId: { type: Schema.Types.ObjectId, required: true } },
+  { collection: 'ticketnumbers', versionKey: false },
+);
+
+/**
+ * A work queue beside a collection of items (inbox, outbox): one small entry per item that
+ * still needs work, _id = the item's _id, due = when it may next be claimed. Entries are
+ * deleted when the work is done, so finding due work reads the backlog, not the history
+ * (FerretDB 1.24 decodes a whole collection for any filter other than {_id}).
+ */
+export const queueEntrySchema = new Schema(
+  { _id: { type: Schema.Types.ObjectId, required: true }, due: { type: Date, required: true }, since: { type: Date, required: true } },
+  { versionKey: false },
+);
+queueEntrySchema.index({ due: 1 });
+
 export const threadIdModel = (conn: Connection) => conn.model('ThreadId', threadIdSchema);
 export const lockModel = (conn: Connection) => conn.model('Lock', lockSchema);
 export const rateWindowModel = (conn: Connection) => conn.model('RateWindow', rateWindowSchema);
 export const blobChunkModel = (conn: Connection) => conn.model('BlobChunk', blobChunkSchema);
+export const ticketNumberModel = (conn: Connection) => conn.model('TicketNumber', ticketNumberSchema);
+export const queueModel = (conn: Connection, name: 'InboxQueue' | 'OutboxQueue') =>
+  conn.model(name, queueEntrySchema.clone().set('collection', name.toLowerCase()));

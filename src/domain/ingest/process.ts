@@ -7,7 +7,7 @@ import { cleanSubject } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';
 import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
-import { addArticle, createTicket, registerMessageIds } from '../tickets.ts';
+import { addArticle, createTicket, findArticleByKey, registerMessageIds } from '../tickets.ts';
 
 export type IngestOutcome =
   | { kind: 'ticket'; ticketNumber: number; articleId: string; created: boolean; note: string | null }
@@ -50,7 +50,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   let article: Article;
   let newTicket: boolean;
   let articleIsNew = false;
-  const known = await store.models.Article.findOne({ key }).lean<Article>();
+  const known = await findArticleByKey(ctx, key);
   if (known) {
     // Redelivery, or a re-run after a crash: finish whatever was not finished.
     ticket = (await store.models.Ticket.findById(known.ticketId).lean<Ticket>())!;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { claimNext, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
+import { claimNext, deferWork, finishWork, queueWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
 import { PollLoop } from '../../jobs/poll-loop.ts';
@@ -47,14 +47,14 @@ export class IngestWorker {
     const leaseMs = this.ctx.config.ingest.leaseSeconds * 1000;
     const claim = await claimNext<InboxItem>({
       model: this.ctx.store.models.Inbox,
+      queue: this.ctx.store.models.InboxQueue,
       locks: this.locks,
       name: 'inbox',
-      filter: { state: 'pending', availableAt: { $lte: now } },
-      sort: { availableAt: 1 },
       owner: this.id,
       now,
+      leaseMs,
       update: (doc) => ({ $set: { availableAt: new Date(now.getTime() + leaseMs), lockedBy: this.id, attempts: doc.attempts + 1 } }),
-      isClaimable: (doc) => doc.state === 'pending' && doc.availableAt <= now,
+      isClaimable: (doc) => doc.state === 'pending',
     });
     if (!claim && now.getTime() - this.lastSweep > 5 * 60_000) {
       this.lastSweep = now.getTime();
@@ -70,8 +70,14 @@ export class IngestWorker {
   }
 
   private async process(item: InboxItem): Promise<void> {
-    const { Inbox } = this.ctx.store.models;
-    const settle = (update: Record<string, unknown>) => updateIfStillMine(Inbox, item._id, this.id, update);
+    const { Inbox, InboxQueue } = this.ctx.store.models;
+    // The item first, then its queue entry: a crash in between leaves an entry whose item is
+    // settled, which the next claim drops.
+    const settle = async (update: Record<string, unknown>, retryAt: Date | null = null) => {
+      if (!(await updateIfStillMine(Inbox, item._id, this.id, update))) return;
+      if (retryAt) await deferWork(InboxQueue, item._id, retryAt);
+      else await finishWork(InboxQueue, item._id);
+    };
     const log = this.ctx.log.child({ inboxId: String(item._id) });
     try {
       const outcome = await ingestMessage(this.ctx, item);
@@ -91,7 +97,8 @@ export class IngestWorker {
         log.error({ err: message, attempts: item.attempts }, 'message quarantined');
       } else {
         const delayMs = Math.min(60_000, 1000 * 2 ** item.attempts);
-        await settle({ $set: { lastError: message, availableAt: new Date(Date.now() + delayMs), lockedBy: null } });
+        const retryAt = new Date(Date.now() + delayMs);
+        await settle({ $set: { lastError: message, availableAt: retryAt, lockedBy: null } }, retryAt);
         log.warn({ err: message, attempts: item.attempts, retryInMs: delayMs }, 'message processing failed, will retry');
       }
     }
@@ -100,11 +107,12 @@ export class IngestWorker {
 
 /** Puts a quarantined (or any) item back in the queue with fresh attempts. */
 export async function retryInboxItem(ctx: DomainContext, id: string): Promise<InboxItem> {
-  const item = await ctx.store.models.Inbox.findOneAndUpdate(
-    { _id: id },
-    { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), lockedBy: null } },
-    { returnDocument: 'after' },
-  ).lean<InboxItem>();
+  const { Inbox, InboxQueue } = ctx.store.models;
+  if (!/^[0-9a-f]{24}$/i.test(id)) throw new NotFoundError('inbox item', id);
+  const now = ctx.now();
+  const item = await Inbox.findOneAndUpdate({ _id: id }, { $set: { state: 'pending', attempts: 0, availableAt: now, lockedBy: null } }, { returnDocument: 'after' }).lean<InboxItem>();
   if (!item) throw new NotFoundError('inbox item', id);
+  await queueWork(InboxQueue, item._id, now);
+  await deferWork(InboxQueue, item._id, now);
   return item;
 }

@@ -1,4 +1,5 @@
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
+import { queueWork } from '../../db/claims.ts';
 import type { Store } from '../../db/store.ts';
 import { StoreUnavailableError } from '../../errors/errors.ts';
 
@@ -23,7 +24,12 @@ export async function storeInboxItem(store: Store, source: 'smtp' | 'pipe' | 'im
   try {
     const rawSha256 = await store.blobs.put(raw);
     const now = new Date();
+    // The queue entry first: an item can then never exist without one (a claim that finds the
+    // entry but not yet the item looks again shortly).
+    const _id = new Types.ObjectId();
+    await queueWork(store.models.InboxQueue, _id, now);
     const doc = await store.models.Inbox.create({
+      _id,
       source,
       envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, clientIp: envelope.clientIp ?? null, helo: envelope.helo ?? null },
       rawSha256,

@@ -1,6 +1,8 @@
 import type { Types } from 'mongoose';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
+import { queueWork } from '../../db/claims.ts';
+import { idFor } from '../../db/ids.ts';
 import { isDuplicateKeyError } from '../../errors/errors.ts';
 import { newMessageId } from './message-id.ts';
 
@@ -35,13 +37,18 @@ export interface Enqueued {
  * every retry, so a resend is recognisably the same message.
  */
 export async function enqueueMail(store: Store, domain: string, draft: OutboundDraft): Promise<Enqueued> {
-  const { Outbox } = store.models;
-  // Insert first and let the unique index on `key` say "already queued": looking the key up
-  // first costs a scan of the whole outbox on FerretDB 1.24, which pushes down only {_id}.
+  const { Outbox, OutboxQueue } = store.models;
+  // The _id derives from the key: a re-run collides on the _id index (atomic on every engine)
+  // and finds the queued mail by _id (FerretDB 1.24 answers no other filter from an index).
+  // The queue entry goes first; for a mail that turns out to be queued already it is either
+  // the same entry or one the worker drops.
+  const _id = idFor('outbox', draft.key);
   const now = new Date();
+  await queueWork(OutboxQueue, _id, now);
   try {
     const doc = await Outbox.create({
       ...draft,
+      _id,
       cc: draft.cc ?? [],
       references: draft.references ?? [],
       headers: draft.headers ?? [],
@@ -52,7 +59,13 @@ export async function enqueueMail(store: Store, domain: string, draft: OutboundD
     return { mail: doc.toObject() as OutboxMail, created: true };
   } catch (err) {
     if (!isDuplicateKeyError(err)) throw err;
-    const mail = await Outbox.findOne({ key: draft.key }).lean<OutboxMail>();
-    return { mail: mail!, created: false };
+    const mail = await Outbox.findById(_id).lean<OutboxMail>();
+    if (!mail) throw err;
+    return { mail, created: false };
   }
+}
+
+/** Whether a mail with this idempotency key is in the outbox (in any state). */
+export async function isQueued(store: Store, key: string): Promise<boolean> {
+  return !!(await store.models.Outbox.findById(idFor('outbox', key), { _id: 1 }).lean());
 }

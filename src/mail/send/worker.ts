@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
-import { claimNext, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
+import { claimNext, deferWork, finishWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage } from '../../errors/errors.ts';
@@ -87,16 +87,17 @@ export class OutboxWorker {
   /** Claims and handles one due mail; false when none is due. */
   async step(): Promise<boolean> {
     const now = new Date();
+    const leaseMs = this.opts.leaseSeconds * 1000;
     const claim = await claimNext<OutboxMail>({
       model: this.opts.store.models.Outbox,
+      queue: this.opts.store.models.OutboxQueue,
       locks: this.locks,
       name: 'outbox',
-      filter: { state: 'queued', dueAt: { $lte: now } },
-      sort: { dueAt: 1 },
       owner: this.id,
       now,
-      update: (doc) => ({ $set: { dueAt: new Date(now.getTime() + this.opts.leaseSeconds * 1000), lockedBy: this.id, attempts: doc.attempts + 1 } }),
-      isClaimable: (doc) => doc.state === 'queued' && doc.dueAt <= now,
+      leaseMs,
+      update: (doc) => ({ $set: { dueAt: new Date(now.getTime() + leaseMs), lockedBy: this.id, attempts: doc.attempts + 1 } }),
+      isClaimable: (doc) => doc.state === 'queued',
     });
     if (!claim) return false;
     try {
@@ -108,8 +109,13 @@ export class OutboxWorker {
   }
 
   private async deliver(mail: OutboxMail): Promise<void> {
-    const { Outbox } = this.opts.store.models;
-    const settle = (update: Record<string, unknown>) => updateIfStillMine(Outbox, mail._id, this.id, update);
+    const { Outbox, OutboxQueue } = this.opts.store.models;
+    // The mail first, then its queue entry (a stale entry is dropped by the next claim).
+    const settle = async (update: Record<string, unknown>, retryAt: Date | null = null) => {
+      if (!(await updateIfStillMine(Outbox, mail._id, this.id, update))) return;
+      if (retryAt) await deferWork(OutboxQueue, mail._id, retryAt);
+      else await finishWork(OutboxQueue, mail._id);
+    };
     const log = this.opts.log.child({ outboxId: String(mail._id), kind: mail.kind, ticket: mail.ticketNumber });
     if (!this.relay) {
       const info = await this.capture.sendMail(toMessage(mail));
@@ -131,7 +137,8 @@ export class OutboxWorker {
         log.warn({ to: mail.to, err: reason }, 'mail failed');
         await this.opts.onFailed?.(mail, reason);
       } else {
-        await settle({ $set: { lastError: message, dueAt: new Date(Date.now() + delay * 1000), lockedBy: null } });
+        const retryAt = new Date(Date.now() + delay * 1000);
+        await settle({ $set: { lastError: message, dueAt: retryAt, lockedBy: null } }, retryAt);
         log.info({ to: mail.to, err: message, retryInSeconds: delay }, 'mail deferred');
       }
     }
