@@ -1,5 +1,5 @@
 import test from 'ava';
-import { claimNext, finishWork, queueWork, SlotLocks } from '../src/db/claims.ts';
+import { claimNext, deferWork, finishWork, queueWork, SlotLocks, type QueueEntry } from '../src/db/claims.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { createDomainContext } from '../src/domain/context.ts';
@@ -133,4 +133,36 @@ test.serial('a ticket is found by its number through its reservation, never thro
   await store!.models.TicketNumber.collection.insertOne({ _id: 999_999, ticketId: ticket._id } as never);
   t.is(await findTicketByNumber(ctx, 999_999), null);
   await store!.models.TicketNumber.deleteOne({ _id: 999_999 });
+});
+
+test.serial('a buffered queue entry deferred after the scan is not claimed before it is due', async (t) => {
+  const [store] = await connections(1);
+  const { Inbox, InboxQueue } = store!.models;
+  await InboxQueue.deleteMany({});
+  const t0 = new Date();
+  const [a, b] = await Inbox.insertMany(
+    [0, 1].map((i) => ({ source: 'smtp', envelope: { mailFrom: `b${i}@x.org`, rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0 })),
+  );
+  for (const item of [a!, b!]) await queueWork(InboxQueue, item._id, t0);
+  const buffer: QueueEntry[] = [];
+  const claim = () =>
+    claimNext<InboxItem>({
+      model: Inbox,
+      queue: InboxQueue,
+      locks: new SlotLocks(store!.models.Lock, 1000),
+      name: 'inbox-b',
+      owner: 'wb',
+      now: t0,
+      leaseMs: 30_000,
+      buffer,
+      update: () => ({ $set: { lockedBy: 'wb' } }),
+      isClaimable: (doc) => doc.state === 'pending',
+    });
+  const first = await claim();
+  t.truthy(first);
+  t.is(buffer.length, 1, 'the scan kept the other due entry for the next claim');
+  // Another process retries the remaining item later than now.
+  const other = String(first!.doc._id) === String(a!._id) ? b! : a!;
+  await deferWork(InboxQueue, other._id, new Date(t0.getTime() + 60_000));
+  t.is(await claim(), null);
 });

@@ -73,6 +73,9 @@ test('helpgate killed with SIGKILL mid-run and restarted: every mail is one arti
     HELPGATE_DATA_DIR: dataDir,
     SMTP_HOST: '127.0.0.1',
     SMTP_PORT: '0',
+    HTTP_PORT: '0',
+    DEV_AAI_PORT: '0',
+    UNBOUND_SENDERS: 'accept',
     OUTBOUND_SMTP_URL: relay.url,
     // Short ingest leases: the restarted helpgate takes over the killed one's items within
     // seconds, and a live worker whose lease lapses under load has its item processed twice,

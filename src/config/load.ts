@@ -12,6 +12,12 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 /** The documented example, used as the default configuration file. */
 export const exampleConfigPath = path.join(projectRoot, 'src/config/helpgate.example.yaml');
 
+/** The dev LS AAI stand-in's test users (documented in the file). */
+export const devAaiUsersPath = path.join(projectRoot, 'src/config/dev-aai-users.yaml');
+
+/** The Acceptable Use Policy shown at "Confirm your information"; its front matter carries the version. */
+export const defaultAupPath = path.join(projectRoot, 'templates/aup.md');
+
 export interface Config {
   readonly mongodbUri: string | undefined;
   readonly mongodbTimeoutMs: number;
@@ -27,6 +33,18 @@ export interface Config {
   readonly ackRateLimitPerHour: number;
   readonly ingest: { readonly maxAttempts: number; readonly leaseSeconds: number; readonly concurrency: number };
   readonly outbox: { readonly backoffSeconds: readonly number[]; readonly leaseSeconds: number };
+  readonly http: { readonly host: string; readonly port: number };
+  /** The LS AAI (or any OpenID Provider); null issuer = start the dev stand-in. */
+  readonly oidc: { readonly issuer: string | null; readonly clientId: string; readonly clientSecret: string };
+  readonly devAai: { readonly host: string; readonly port: number; readonly usersFile: string };
+  /** Needed to enter the portal; null = any signed-in LS AAI user. */
+  readonly requiredEntitlement: string | null;
+  /** Makes its holder an agent (besides the SU members' bound addresses); null = none. */
+  readonly agentEntitlement: string | null;
+  readonly aupFile: string;
+  readonly unboundSenders: 'hold' | 'accept';
+  readonly holdDays: number;
+  readonly categories: readonly { readonly key: string; readonly name: string }[];
   readonly logLevel: string;
   readonly units: readonly SupportUnit[];
   readonly entryUnit: SupportUnit;
@@ -62,6 +80,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsedEnv = envSchema.safeParse(cleaned);
   if (!parsedEnv.success) throw firstIssue(parsedEnv.error, '');
   const e = parsedEnv.data;
+  if (e.OIDC_ISSUER && (!e.OIDC_CLIENT_ID || !e.OIDC_CLIENT_SECRET)) {
+    throw new ConfigError(e.OIDC_CLIENT_ID ? 'OIDC_CLIENT_SECRET' : 'OIDC_CLIENT_ID', 'must be set when OIDC_ISSUER is set (the values of your LS AAI service registration)');
+  }
 
   const configFile = path.resolve(e.HELPGATE_CONFIG ?? exampleConfigPath);
   const parsedFile = fileSchema.safeParse(readConfigFile(configFile));
@@ -84,6 +105,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ackRateLimitPerHour: e.ACK_RATE_LIMIT_PER_HOUR,
     ingest: { maxAttempts: e.INGEST_MAX_ATTEMPTS, leaseSeconds: e.INGEST_LEASE_SECONDS, concurrency: e.INGEST_CONCURRENCY },
     outbox: { backoffSeconds: e.OUTBOX_BACKOFF_SECONDS, leaseSeconds: e.OUTBOX_LEASE_SECONDS },
+    http: { host: e.HTTP_HOST, port: e.HTTP_PORT },
+    oidc: {
+      issuer: e.OIDC_ISSUER ?? null,
+      clientId: e.OIDC_CLIENT_ID ?? 'helpgate-dev',
+      clientSecret: e.OIDC_CLIENT_SECRET ?? 'helpgate-dev-secret',
+    },
+    devAai: { host: e.DEV_AAI_HOST, port: e.DEV_AAI_PORT, usersFile: path.resolve(e.DEV_AAI_USERS ?? devAaiUsersPath) },
+    // Set but empty means "any LS AAI user" (the cleaning above would otherwise restore the default).
+    requiredEntitlement: env.REQUIRED_ENTITLEMENT === '' ? null : e.REQUIRED_ENTITLEMENT || null,
+    agentEntitlement: e.AGENT_ENTITLEMENT || null,
+    aupFile: path.resolve(e.AUP_FILE ?? defaultAupPath),
+    unboundSenders: e.UNBOUND_SENDERS,
+    holdDays: e.HOLD_DAYS,
+    categories: parsedFile.data.categories,
     logLevel: e.LOG_LEVEL,
     units,
     entryUnit: units.find((u) => u.entry)!,

@@ -55,6 +55,19 @@ export const envSchema = z.object({
   INGEST_CONCURRENCY: positiveInt.default(4),
   OUTBOX_BACKOFF_SECONDS: secondsList.default([60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 86400, 86400]),
   OUTBOX_LEASE_SECONDS: positiveInt.default(120),
+  HTTP_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  HTTP_PORT: port.default(3000),
+  OIDC_ISSUER: urlWith(['http:', 'https:']).optional(),
+  OIDC_CLIENT_ID: z.string().trim().min(1).optional(),
+  OIDC_CLIENT_SECRET: z.string().trim().min(1).optional(),
+  DEV_AAI_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  DEV_AAI_PORT: port.default(3001),
+  DEV_AAI_USERS: z.string().trim().min(1).optional(),
+  REQUIRED_ENTITLEMENT: z.string().trim().default('urn:geant:lifescience-ri.eu:group:EUCAIM#aai.lifescience-ri.eu'),
+  AGENT_ENTITLEMENT: z.string().trim().optional(),
+  AUP_FILE: z.string().trim().min(1).optional(),
+  UNBOUND_SENDERS: z.enum(['hold', 'accept']).default('hold'),
+  HOLD_DAYS: positiveInt.default(14),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -71,6 +84,11 @@ export const unitSchema = z.object({
 export const fileSchema = z
   .object({
     units: z.array(unitSchema).min(1, 'at least one Support Unit is needed'),
+    /** What a person picks as "Category" for a new ticket on the web. */
+    categories: z
+      .array(z.object({ key: z.string().trim().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lower-case letters, digits and "-"'), name: z.string().trim().min(1) }))
+      .min(1)
+      .default([{ key: 'general', name: 'General question' }]),
   })
   .superRefine((file, ctx) => {
     const entries = file.units.filter((u) => u.entry);

@@ -83,7 +83,15 @@ export interface ClaimOptions<T> {
   update: (doc: T) => Record<string, unknown>;
   /** Whether the item, re-read under the lock, still needs work (its queue entry may be stale). */
   isClaimable: (doc: T) => boolean;
+  /**
+   * The worker's buffer of due entries (shared by its lanes): one scan of the queue fills it
+   * with up to BATCH entries, and claims take from it until it is empty. Without it every
+   * claim scans the queue, whose cost grows with the backlog.
+   */
+  buffer?: QueueEntry[];
 }
+
+const BATCH = 64;
 
 /** An entry whose item is still missing after this long was left by a failed write: dropped. */
 const ORPHAN_ENTRY_MS = 60_000;
@@ -95,11 +103,26 @@ const ORPHAN_ENTRY_MS = 60_000;
  * nothing could be claimed.
  */
 export async function claimNext<T extends { _id: unknown }>(opts: ClaimOptions<T>): Promise<{ doc: T; lease: Lease } | null> {
-  const candidates = await opts.queue.find({ due: { $lte: opts.now } }).sort({ due: 1 }).limit(8).lean<QueueEntry[]>();
+  const candidates = opts.buffer ?? [];
+  if (!candidates.length) {
+    const due = await opts.queue.find({ due: { $lte: opts.now } }).sort({ due: 1 }).limit(opts.buffer ? BATCH : 8).lean<QueueEntry[]>();
+    // Oldest first, but the first few in random order, so parallel workers do not all fight over one.
+    const head = due.splice(0, 8);
+    while (head.length) due.unshift(head.splice(randomInt(head.length), 1)[0]!);
+    candidates.push(...due);
+  }
   while (candidates.length) {
-    const [entry] = candidates.splice(randomInt(candidates.length), 1);
+    const entry = candidates.shift();
     const lease = await opts.locks.tryClaim(`${opts.name}:${String(entry!._id)}`, opts.owner, opts.now);
     if (!lease) continue;
+    if (opts.buffer) {
+      // A buffered entry may have been settled or deferred since the scan.
+      const current = await opts.queue.findById(entry!._id).lean<QueueEntry>();
+      if (!current || current.due > opts.now) {
+        await opts.locks.release(lease);
+        continue;
+      }
+    }
     const doc = await opts.model.findById(entry!._id).lean<T>();
     if (!doc || !opts.isClaimable(doc)) {
       // Finished meanwhile (or never written: the entry is written before its item, so a young

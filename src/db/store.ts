@@ -2,6 +2,7 @@ import mongoose, { type Connection } from 'mongoose';
 import { StoreUnavailableError } from '../errors/errors.ts';
 import { BlobStore } from './blobs.ts';
 import { articleModel } from './models/article.ts';
+import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
 import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
 import { outboxModel } from './models/outbox.ts';
@@ -27,6 +28,11 @@ function buildModels(conn: Connection) {
     Lock: lockModel(conn),
     RateWindow: rateWindowModel(conn),
     BlobChunk: blobChunkModel(conn),
+    User: userModel(conn),
+    AddressBinding: addressBindingModel(conn),
+    MailToken: mailTokenModel(conn),
+    Session: sessionModel(conn),
+    TicketList: ticketListModel(conn),
   };
 }
 

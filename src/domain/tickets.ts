@@ -1,15 +1,20 @@
 import type { Types } from 'mongoose';
 import type { Article } from '../db/models/article.ts';
-import type { Ticket } from '../db/models/ticket.ts';
+import type { Priority, Ticket } from '../db/models/ticket.ts';
 import { idFor } from '../db/ids.ts';
 import { isDuplicateKeyError } from '../errors/errors.ts';
 import type { DomainContext } from './context.ts';
+import { recordInTicketList } from './ticket-list.ts';
 
 /** Ticket numbers start here and grow by one; tickets are never deleted, so a number is never reused. */
 export const FIRST_TICKET_NUMBER = 100001;
 
 export interface NewTicket {
   originKey: string;
+  ownerSub?: string | null;
+  priority?: Priority;
+  category?: string | null;
+  channel?: 'mail' | 'web';
   subject: string;
   requester: { address: string; name: string };
   participants: string[];
@@ -73,7 +78,9 @@ export async function createTicket(ctx: DomainContext, input: NewTicket): Promis
       requesterTip: input.rootMessageId ?? null,
     });
     ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
-    return { ticket: doc.toObject() as Ticket, created: true };
+    const ticket = doc.toObject() as Ticket;
+    await recordInTicketList(ctx, ticket);
+    return { ticket, created: true };
   } catch (err) {
     if (!isDuplicateKeyError(err)) throw err;
     // Created by a concurrent run of the same message (its number reservation stays unused).
@@ -93,7 +100,8 @@ export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Part
   const _id = idFor('article', input.key);
   try {
     const doc = await Article.create({ ...input, _id, ticketId: ticket._id, ticketNumber: ticket.number });
-    await Ticket.updateOne({ _id: ticket._id }, { $set: { updatedAt: ctx.now() } });
+    const fresh = await Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { updatedAt: ctx.now() } }, { returnDocument: 'after' }).lean<Ticket>();
+    if (fresh) await recordInTicketList(ctx, fresh, `${input.subject ?? ''} ${input.text ?? ''}`);
     return { article: doc.toObject() as Article, created: true };
   } catch (err) {
     if (!isDuplicateKeyError(err)) throw err;

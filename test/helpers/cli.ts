@@ -46,7 +46,15 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; std
 async function run(args: string[], opts: { env?: Record<string, string>; stdin?: Buffer | string; timeoutMs?: number }): Promise<CliResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-cli-'));
   try {
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '', LOG_LEVEL: 'silent', HELPGATE_DATA_DIR: dataDir, ...opts.env };
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      LOG_LEVEL: 'silent',
+      HELPGATE_DATA_DIR: dataDir,
+      HTTP_PORT: '0',
+      DEV_AAI_PORT: '0',
+      UNBOUND_SENDERS: 'accept',
+      ...opts.env,
+    };
     if (process.env.HELPGATE_TOOLS_DIR) env.HELPGATE_TOOLS_DIR ??= process.env.HELPGATE_TOOLS_DIR;
     const child = spawn(process.execPath, [CLI, ...args], { env, cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

@@ -24,6 +24,10 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
   return {
     SMTP_HOST: '127.0.0.1',
     SMTP_PORT: '0',
+    HTTP_PORT: '0',
+    DEV_AAI_PORT: '0',
+    // The open helpdesk of the ticket-loop tests; the identity tests set "hold".
+    UNBOUND_SENDERS: 'accept',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     MONGODB_TIMEOUT_MS: '2000',
     INGEST_LEASE_SECONDS: '5',

@@ -15,6 +15,8 @@ const attachmentSchema = new Schema(
 
 /** in: a mail we received; out: an answer relayed to the requester; system: our own record (e.g. a delivery failure). */
 export const ARTICLE_DIRECTIONS = ['in', 'system'] as const;
+/** Who wrote it, when known: the LS AAI `sub` of a portal user. */
+export type AuthorSub = string | null;
 export const AUTHOR_ROLES = ['requester', 'participant', 'agent', 'system'] as const;
 
 export const articleSchema = new Schema(
@@ -41,6 +43,7 @@ export const articleSchema = new Schema(
     authResults: { type: String, default: null },
     /** Why no automatic mail was sent for this article (loop protection), if so. */
     automated: { type: String, default: null },
+    authorSub: { type: String, default: null },
     inboxId: { type: Schema.Types.ObjectId, default: null },
     rawSha256: { type: String, default: null },
   },
@@ -84,6 +87,7 @@ export interface Article {
   attachments: ArticleAttachment[];
   authResults: string | null;
   automated: string | null;
+  authorSub: string | null;
   inboxId: Types.ObjectId | null;
   rawSha256: string | null;
   createdAt: Date;

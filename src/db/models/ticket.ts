@@ -1,6 +1,8 @@
 import { Schema, type Connection, type Types } from 'mongoose';
 
-export const TICKET_STATES = ['new', 'open'] as const;
+export const TICKET_STATES = ['new', 'open', 'solved'] as const;
+export const PRIORITIES = ['less urgent', 'urgent', 'very urgent', 'top priority'] as const;
+export type Priority = (typeof PRIORITIES)[number];
 export type TicketState = (typeof TICKET_STATES)[number];
 
 const personSchema = new Schema({ address: { type: String, required: true }, name: { type: String, default: '' } }, { _id: false });
@@ -15,6 +17,12 @@ export const ticketSchema = new Schema(
     /** Key of the Support Unit currently responsible. */
     su: { type: String, required: true },
     state: { type: String, enum: TICKET_STATES, default: 'new' },
+    priority: { type: String, enum: PRIORITIES, default: 'less urgent' },
+    category: { type: String, default: null },
+    /** Where it was opened. */
+    channel: { type: String, enum: ['mail', 'web'], default: 'mail' },
+    /** LS AAI `sub` of the requester when known (a bound address or the portal): whose "my tickets" it is in. */
+    ownerSub: { type: String, default: null },
     /** Idempotency key of the message that opened the ticket: re-running its ingest finds this ticket. */
     originKey: { type: String, required: true },
     /** A tagged mail from a stranger opens a new ticket that remembers which ticket it named. */
@@ -43,6 +51,10 @@ export interface Ticket {
   participants: string[];
   su: string;
   state: TicketState;
+  priority: Priority;
+  category: string | null;
+  channel: 'mail' | 'web';
+  ownerSub: string | null;
   originKey: string;
   referredTicket: number | null;
   rootMessageId: string | null;

@@ -7,6 +7,7 @@ import { cleanSubject } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';
 import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
+import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findArticleByKey, registerMessageIds } from '../tickets.ts';
 
 export type IngestOutcome =
@@ -143,5 +144,7 @@ async function updateTicketAfterMail(ctx: DomainContext, ticket: Ticket, mail: P
   if (participants.length) update.$addToSet = { participants: { $each: participants } };
   if (Object.keys(set).length) update.$set = set;
   if (!Object.keys(update).length) return ticket;
-  return (await Ticket.findOneAndUpdate({ _id: ticket._id }, update, { returnDocument: 'after' }).lean<Ticket>())!;
+  const fresh = (await Ticket.findOneAndUpdate({ _id: ticket._id }, update, { returnDocument: 'after' }).lean<Ticket>())!;
+  await recordInTicketList(ctx, fresh);
+  return fresh;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { claimNext, deferWork, finishWork, queueWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
+import { claimNext, type QueueEntry, deferWork, finishWork, queueWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
 import { PollLoop } from '../../jobs/poll-loop.ts';
@@ -16,6 +16,7 @@ export class IngestWorker {
   private readonly id = `ingest-${randomUUID()}`;
   private readonly loop: PollLoop;
   private readonly locks: SlotLocks;
+  private readonly buffer: QueueEntry[] = [];
   private lastSweep = 0;
 
   constructor(private readonly ctx: DomainContext) {
@@ -54,6 +55,7 @@ export class IngestWorker {
       now,
       leaseMs,
       update: (doc) => ({ $set: { availableAt: new Date(now.getTime() + leaseMs), lockedBy: this.id, attempts: doc.attempts + 1 } }),
+      buffer: this.buffer,
       isClaimable: (doc) => doc.state === 'pending',
     });
     if (!claim && now.getTime() - this.lastSweep > 5 * 60_000) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
-import { claimNext, deferWork, finishWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
+import { claimNext, type QueueEntry, deferWork, finishWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage } from '../../errors/errors.ts';
@@ -57,6 +57,7 @@ export class OutboxWorker {
   private readonly relay: Transporter | null;
   private readonly capture: Transporter;
   private readonly locks: SlotLocks;
+  private readonly buffer: QueueEntry[] = [];
 
   constructor(private readonly opts: OutboxWorkerOptions) {
     this.relay = opts.relayUrl ? nodemailer.createTransport(opts.relayUrl, { pool: true, maxConnections: 3 } as never) : null;
@@ -97,6 +98,7 @@ export class OutboxWorker {
       now,
       leaseMs,
       update: (doc) => ({ $set: { dueAt: new Date(now.getTime() + leaseMs), lockedBy: this.id, attempts: doc.attempts + 1 } }),
+      buffer: this.buffer,
       isClaimable: (doc) => doc.state === 'queued',
     });
     if (!claim) return false;
