@@ -10,6 +10,12 @@ import { createLogger, type Logger } from './log/logger.ts';
 import { SmtpIntake } from './mail/receive/smtp.ts';
 import { MailComposer } from './mail/send/compose.ts';
 import { OutboxWorker } from './mail/send/worker.ts';
+import { startDevAai, devAaiClientFor, type DevAai } from './dev-aai/server.ts';
+import { createPortalApp, listenPortal, type RunningPortal } from './http/app.ts';
+import { expireHeldMail } from './domain/identity/held.ts';
+import { sweepSessions } from './domain/portal/sessions.ts';
+import { PollLoop } from './jobs/poll-loop.ts';
+import { errorMessage } from './errors/errors.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -19,6 +25,10 @@ export interface Helpgate {
   readonly smtp: { host: string; port: number };
   readonly ingest: IngestWorker;
   readonly outbox: OutboxWorker;
+  /** The web portal, unless started with portal: false. */
+  readonly portal: RunningPortal | null;
+  /** The dev LS AAI stand-in, when no OIDC_ISSUER is configured. */
+  readonly devAai: DevAai | null;
   stop(): Promise<void>;
 }
 
@@ -28,6 +38,8 @@ export interface StartOptions {
   database?: DatabaseServer;
   dbName?: string;
   now?: () => Date;
+  /** Start the portal (and the dev LS AAI when no issuer is configured); default true. */
+  portal?: boolean;
 }
 
 /** Where a running `helpgate serve` tells the CLI which database it uses. */
@@ -68,6 +80,44 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
   const address = await smtpIntake.listen(config.smtp.port, config.smtp.host);
   ingest.start();
   outbox.start();
+
+  let devAai: DevAai | null = null;
+  let portal: RunningPortal | null = null;
+  if (opts.portal !== false) {
+    if (!config.oidc.issuer) {
+      devAai = await startDevAai({
+        host: config.devAai.host,
+        port: config.devAai.port,
+        usersFile: config.devAai.usersFile,
+        clients: [devAaiClientFor(config)],
+        log: log.child({ component: 'dev-aai' }),
+        keysFile: path.join(config.dataDir, 'dev-aai-keys.json'),
+      });
+    }
+    const app = createPortalApp({
+      domain: ctx,
+      config,
+      log: log.child({ component: 'portal' }),
+      issuer: config.oidc.issuer ?? devAai!.issuer,
+      allowInsecureIssuer: !config.oidc.issuer,
+      templatesDir: path.join(projectRoot, 'templates'),
+      webDir: path.join(projectRoot, 'web'),
+    });
+    portal = await listenPortal(app, config.http.host, config.http.port);
+  }
+  // Housekeeping shared by every instance: expired sessions, held mail past HOLD_DAYS.
+  const housekeeping = new PollLoop({
+    name: 'housekeeping',
+    step: async () => {
+      await sweepSessions(ctx);
+      await expireHeldMail(ctx);
+      return false;
+    },
+    concurrency: 1,
+    idleMs: 10 * 60_000,
+    onError: (err) => log.error({ err: errorMessage(err) }, 'housekeeping failed'),
+  });
+  housekeeping.start();
   if (ownsDatabase && database.engine !== 'external') {
     writeFileSync(runtimeFile(config), JSON.stringify({ pid: process.pid, uri: database.uri, engine: database.engine, smtpPort: address.port }));
   }
@@ -81,9 +131,14 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     smtp: { host: address.address, port: address.port },
     ingest,
     outbox,
+    portal,
+    devAai,
     async stop() {
       if (stopped) return;
       stopped = true;
+      await housekeeping.stop();
+      await portal?.close();
+      await devAai?.stop();
       await smtpIntake.close();
       await Promise.all([ingest.stop(), outbox.stop()]);
       await store.close();

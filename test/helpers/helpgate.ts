@@ -61,6 +61,8 @@ export interface StartTestOptions {
   ownDatabase?: boolean;
   /** helpgate's clock (default: the real one), e.g. to keep a test inside one rate-limit window. */
   now?: () => Date;
+  /** Start the web portal and the dev LS AAI too (default: mail only). */
+  portal?: boolean;
 }
 
 export function smtpClient(port: number) {
@@ -73,7 +75,7 @@ export async function startTestHelpgate(t: ExecutionContext | null, opts: StartT
   const relay = opts.relay ?? (await new CaptureSmtp().listen());
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-data-'));
   const config = loadConfig(testEnv({ HELPGATE_DATA_DIR: dataDir, OUTBOUND_SMTP_URL: relay.url, ...opts.env }));
-  const hg = await startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger(config.logLevel), ...(opts.now ? { now: opts.now } : {}) });
+  const hg = await startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger(config.logLevel), portal: opts.portal ?? false, ...(opts.now ? { now: opts.now } : {}) });
   const client = smtpClient(hg.smtp.port);
   const { Ticket, Article, Inbox } = hg.store.models;
   const handle: TestHelpgate = {

@@ -12,6 +12,14 @@ export function banner(hg: Helpgate): string {
     `  SMTP intake   smtp://${hg.smtp.host}:${hg.smtp.port}  (mail to ${c.helpdesk.address}; max ${c.maxMessageSize} bytes)`,
     `  Database      ${db}`,
     `  Outbound mail ${outbound}`,
+    ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`] : []),
+    ...(hg.devAai
+      ? [
+          `  Sign-in       dev LS AAI stand-in, issuer ${hg.devAai.issuer} (set OIDC_ISSUER for the real LS AAI)`,
+          '  Test users (username / password):',
+          ...hg.devAai.users.map((u) => `      ${u.username.padEnd(12)} ${u.password.padEnd(20)} ${u.description ?? u.email}`),
+        ]
+      : [`  Sign-in       ${c.oidc.issuer}`]),
     `  Public URL    ${c.publicUrl}  (ticket links in mail)`,
     `  Ticket tag    [${c.ticketPrefix}#NUMBER]`,
     `  Config file   ${c.configFile}`,

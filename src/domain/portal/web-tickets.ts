@@ -1,0 +1,191 @@
+import type { Article, ArticleAttachment } from '../../db/models/article.ts';
+import { PRIORITIES, type Priority, type Ticket } from '../../db/models/ticket.ts';
+import { HelpgateError } from '../../errors/errors.ts';
+import type { DomainContext } from '../context.ts';
+import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';
+import { recordInTicketList } from '../ticket-list.ts';
+import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../tickets.ts';
+import { maySee, roleOn, type Viewer } from './access.ts';
+
+/** A form value that cannot be accepted; `field` names the form field. */
+export class FormError extends HelpgateError {
+  constructor(
+    readonly errors: Record<string, string>,
+  ) {
+    super('invalid-form', `invalid form: ${Object.keys(errors).join(', ')}`, { fields: Object.keys(errors) });
+  }
+}
+
+export interface Upload {
+  filename: string;
+  contentType: string;
+  content: Buffer;
+}
+
+export interface NewWebTicket {
+  /** Random id put in the form when it was shown: submitting twice opens one ticket. */
+  submission: string;
+  subject: string;
+  category: string;
+  description: string;
+  priority: string;
+  attachments: Upload[];
+}
+
+const SUBMISSION = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** Checks a new-ticket form; every problem is named by its field, nothing is changed. */
+export function validateNewTicket(ctx: DomainContext, input: NewWebTicket): { subject: string; category: string; description: string; priority: Priority } {
+  const errors: Record<string, string> = {};
+  const subject = input.subject.replace(/[\r\n]+/g, ' ').trim();
+  const description = input.description.replace(/\r\n/g, '\n').trim();
+  if (!subject) errors.subject = 'Subject is required.';
+  else if (subject.length > 200) errors.subject = 'Subject is at most 200 characters.';
+  if (!ctx.config.categories.some((c) => c.key === input.category)) errors.category = 'Choose a category.';
+  if (!description) errors.description = 'Description is required.';
+  else if (description.length > 100_000) errors.description = 'Description is at most 100,000 characters.';
+  const priority = (input.priority || 'less urgent') as Priority;
+  if (!PRIORITIES.includes(priority)) errors.priority = 'Choose one of the listed priorities.';
+  if (!SUBMISSION.test(input.submission)) errors.form = 'The form expired: please submit it again.';
+  if (Object.keys(errors).length) throw new FormError(errors);
+  return { subject, category: input.category, description, priority };
+}
+
+async function storeUploads(ctx: DomainContext, uploads: Upload[]): Promise<ArticleAttachment[]> {
+  const out: ArticleAttachment[] = [];
+  for (const u of uploads) {
+    const sha256 = await ctx.store.blobs.put(u.content);
+    out.push({ filename: u.filename || 'attachment', contentType: u.contentType || 'application/octet-stream', size: u.content.length, sha256, contentId: null, inline: false });
+  }
+  return out;
+}
+
+function authorOf(viewer: Viewer): { address: string; name: string } {
+  return { address: viewer.addresses[0] ?? viewer.user.email ?? '', name: viewer.user.name };
+}
+
+/**
+ * Opens a ticket from the portal: the same createTicket, addArticle, acknowledgement and unit
+ * notification as a mail to the helpdesk. The requester is the person's first bound address.
+ */
+export async function openTicketFromWeb(ctx: DomainContext, viewer: Viewer, input: NewWebTicket): Promise<Ticket> {
+  const form = validateNewTicket(ctx, input);
+  const author = authorOf(viewer);
+  if (!author.address) throw new FormError({ form: 'Your account has no confirmed mail address yet: add one under Account first.' });
+  const key = `web:${viewer.user._id}:${input.submission}`;
+  const { ticket } = await createTicket(ctx, {
+    originKey: key,
+    ownerSub: viewer.user._id,
+    subject: form.subject,
+    requester: author,
+    participants: [],
+    su: ctx.units.entryKey,
+    priority: form.priority,
+    category: form.category,
+    channel: 'web',
+  });
+  const attachments = await storeUploads(ctx, input.attachments);
+  const { article, created } = await addArticle(ctx, ticket, {
+    key,
+    direction: 'in',
+    authorRole: 'requester',
+    channel: 'web',
+    from: author,
+    subject: form.subject,
+    text: form.description,
+    attachments,
+    authorSub: viewer.user._id,
+  });
+  await acknowledge(ctx, ticket, article, { articleIsNew: created });
+  await notifyUnit(ctx, ticket, article, 'new');
+  return (await findTicketByNumber(ctx, ticket.number)) ?? ticket;
+}
+
+/** The ticket with this number if the viewer may see it; otherwise the same answer as "no such ticket". */
+export async function ticketForViewer(ctx: DomainContext, viewer: Viewer, number: number): Promise<Ticket | null> {
+  const ticket = await findTicketByNumber(ctx, number);
+  if (!ticket || !maySee(ctx, viewer, ticket)) return null;
+  return ticket;
+}
+
+export interface TicketPage {
+  ticket: Ticket;
+  articles: Article[];
+  role: 'agent' | 'requester' | 'participant';
+}
+
+export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: number): Promise<TicketPage | null> {
+  const ticket = await ticketForViewer(ctx, viewer, number);
+  if (!ticket) return null;
+  // Showing a ticket refreshes its entry in the owner's list (a cache that may lag).
+  await recordInTicketList(ctx, ticket);
+  return { ticket, articles: await ticketArticles(ctx, ticket._id), role: roleOn(viewer, ticket) };
+}
+
+/** A reply written on the portal: stored as an article and mailed exactly as a mail reply would be. */
+export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: number, input: { submission: string; text: string; attachments: Upload[] }): Promise<Ticket | null> {
+  const ticket = await ticketForViewer(ctx, viewer, number);
+  if (!ticket) return null;
+  const text = input.text.replace(/\r\n/g, '\n').trim();
+  const errors: Record<string, string> = {};
+  if (!text && !input.attachments.length) errors.text = 'Write a reply or attach a file.';
+  if (text.length > 100_000) errors.text = 'A reply is at most 100,000 characters.';
+  if (!SUBMISSION.test(input.submission)) errors.form = 'The form expired: please submit it again.';
+  if (Object.keys(errors).length) throw new FormError(errors);
+  const role = roleOn(viewer, ticket);
+  const attachments = await storeUploads(ctx, input.attachments);
+  const { article } = await addArticle(ctx, ticket, {
+    key: `web:${viewer.user._id}:${input.submission}`,
+    direction: 'in',
+    authorRole: role,
+    channel: 'web',
+    from: authorOf(viewer),
+    subject: ticket.subject,
+    text,
+    attachments,
+    authorSub: viewer.user._id,
+  });
+  const fresh = (await findTicketByNumber(ctx, number)) ?? ticket;
+  if (role === 'agent') {
+    if (fresh.state === 'new') await setState(ctx, fresh, 'open');
+    await relayAgentReply(ctx, fresh, article);
+  } else {
+    if (fresh.state === 'solved') await setState(ctx, fresh, 'open');
+    await notifyUnit(ctx, fresh, article, 'followup');
+  }
+  return findTicketByNumber(ctx, number);
+}
+
+async function setState(ctx: DomainContext, ticket: Ticket, state: Ticket['state']): Promise<Ticket> {
+  const fresh = await ctx.store.models.Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { state, updatedAt: ctx.now() } }, { returnDocument: 'after' }).lean<Ticket>();
+  if (fresh) await recordInTicketList(ctx, fresh);
+  return fresh ?? ticket;
+}
+
+/** The requester marks the ticket solved, or reopens it. */
+export async function setStateByRequester(ctx: DomainContext, viewer: Viewer, number: number, action: 'solve' | 'reopen'): Promise<Ticket | null> {
+  const ticket = await ticketForViewer(ctx, viewer, number);
+  if (!ticket) return null;
+  if (roleOn(viewer, ticket) !== 'requester') throw new FormError({ form: 'Only the requester can do this.' });
+  if (action === 'solve' && ticket.state !== 'solved') return setState(ctx, ticket, 'solved');
+  if (action === 'reopen' && ticket.state === 'solved') return setState(ctx, ticket, 'open');
+  return ticket;
+}
+
+/** An attachment of a ticket the viewer may see, by article and position. */
+export async function attachmentForViewer(
+  ctx: DomainContext,
+  viewer: Viewer,
+  number: number,
+  articleId: string,
+  index: number,
+): Promise<{ meta: ArticleAttachment; content: Buffer } | null> {
+  const ticket = await ticketForViewer(ctx, viewer, number);
+  if (!ticket || !/^[0-9a-f]{24}$/.test(articleId)) return null;
+  const article = await ctx.store.models.Article.findById(articleId).lean<Article>();
+  if (!article || String(article.ticketId) !== String(ticket._id)) return null;
+  const meta = article.attachments[index];
+  if (!meta) return null;
+  const content = await ctx.store.blobs.get(meta.sha256);
+  return content ? { meta, content } : null;
+}

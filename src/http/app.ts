@@ -1,0 +1,140 @@
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import os from 'node:os';
+import Koa from 'koa';
+import { koaBody } from 'koa-body';
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config/load.ts';
+import type { DomainContext } from '../domain/context.ts';
+import { errorMessage } from '../errors/errors.ts';
+import type { Logger } from '../log/logger.ts';
+import { render, type Portal, type PortalContext, type PortalState } from './context.ts';
+import { RelyingParty } from './oidc.ts';
+import { accountRoutes } from './routes/account.ts';
+import { authRoutes, loadViewer } from './routes/auth.ts';
+import { ticketRoutes } from './routes/tickets.ts';
+import { securityHeaders } from './security.ts';
+import { csrfProtection, sessions } from './session.ts';
+import { PageRenderer } from './views.ts';
+
+export interface PortalOptions {
+  domain: DomainContext;
+  config: Config;
+  log: Logger;
+  /** The OpenID Provider: the configured LS AAI, or the dev stand-in's issuer. */
+  issuer: string;
+  allowInsecureIssuer: boolean;
+  templatesDir: string;
+  webDir: string;
+}
+
+/** Paths open without a complete sign-in. */
+const OPEN = [/^\/$/, /^\/auth\//, /^\/consent$/, /^\/static\//, /^\/healthz$/];
+
+const STATIC_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.js': 'text/javascript; charset=utf-8', '.png': 'image/png', '.ico': 'image/x-icon' };
+
+/** The Koa portal: security headers, sessions, CSRF, sign-in, pages. Routes call domain commands only. */
+export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
+  const { config, log } = opts;
+  const secure = config.publicUrl.startsWith('https:');
+  const rp = new RelyingParty({
+    issuer: opts.issuer,
+    clientId: config.oidc.clientId,
+    clientSecret: config.oidc.clientSecret,
+    redirectUri: `${config.publicUrl}/auth/callback`,
+    postLogoutRedirectUri: `${config.publicUrl}/`,
+    allowInsecure: opts.allowInsecureIssuer,
+  });
+  const portal: Portal = { domain: opts.domain, config, log, rp, pages: new PageRenderer(opts.templatesDir) };
+  const app = new Koa<PortalState>();
+  app.proxy = secure;
+  app.silent = true;
+
+  app.use(securityHeaders(rp.issuerOrigin, secure));
+  // Errors end on a page that says what happened, never a stack trace.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.state.errorPage) render(portal, ctx as PortalContext, 'error', ctx.state.errorPage, ctx.status);
+      else if (ctx.status === 404 && !ctx.body) render(portal, ctx as PortalContext, 'error', { title: 'Page not found', message: 'There is nothing at this address.' }, 404);
+    } catch (err) {
+      const status = (err as { status?: number }).status ?? 500;
+      const expose = status < 500;
+      log[expose ? 'warn' : 'error']({ err: errorMessage(err), path: ctx.path }, 'portal request failed');
+      if (!ctx.state.session) {
+        ctx.status = status;
+        ctx.body = expose ? (err as Error).message : 'Something went wrong on our side.';
+        return;
+      }
+      render(
+        portal,
+        ctx as PortalContext,
+        'error',
+        expose ? { title: 'Request not accepted', message: (err as Error).message } : { title: 'Something went wrong', message: 'The helpdesk could not complete this request. Nothing you sent was lost; please try again in a moment.' },
+        status,
+      );
+    }
+  });
+  app.use(async (ctx, next) => {
+    const m = /^\/static\/([a-z0-9-]+\.(css|svg|js|png|ico))$/.exec(ctx.path);
+    if (!m) return next();
+    try {
+      ctx.body = await readFile(path.join(opts.webDir, m[1]!));
+      ctx.type = STATIC_TYPES[path.extname(m[1]!)]!;
+      ctx.set('Cache-Control', 'public, max-age=3600');
+    } catch {
+      ctx.status = 404;
+    }
+  });
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/healthz') return next();
+    ctx.body = { ok: true };
+  });
+  app.use(sessions(opts.domain, secure));
+  app.use(
+    koaBody({
+      multipart: true,
+      urlencoded: true,
+      json: false,
+      text: false,
+      formLimit: '1mb',
+      formidable: { maxFileSize: config.maxMessageSize, maxTotalFileSize: config.maxMessageSize, maxFiles: 20, uploadDir: os.tmpdir(), keepExtensions: false },
+      onError: (err, ctx) => ctx.throw(413, `The upload is too large or malformed: ${err.message}`),
+    }),
+  );
+  app.use(csrfProtection());
+  app.use(loadViewer(portal));
+  app.use(async (ctx, next) => {
+    if (ctx.state.viewer || OPEN.some((re) => re.test(ctx.path))) return next();
+    if (ctx.state.session.data.pendingClaims) return ctx.redirect('/consent');
+    if (ctx.method === 'GET') return ctx.redirect(`/auth/login?return=${encodeURIComponent(ctx.originalUrl)}`);
+    ctx.status = 403;
+    ctx.state.errorPage = { title: 'Sign in first', message: 'This needs you to be signed in.' };
+  });
+  for (const router of [authRoutes(portal), ticketRoutes(portal), accountRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
+  return app;
+}
+
+export interface RunningPortal {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function listenPortal(app: Koa<PortalState>, host: string, port: number): Promise<RunningPortal> {
+  const server: Server = createServer(app.callback());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const actual = (server.address() as { port: number }).port;
+  return {
+    url: `http://${host}:${actual}`,
+    port: actual,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * `npm run bench:portal`: how fast the portal answers with a large database.
+ *
+ * Seeds 100,000 tickets (--tickets N) of which one person owns 1,000 (--own N), the rest owned
+ * by 5,000 others, and one of the person's tickets has 50 articles. Then, against helpgate's
+ * real portal over HTTP with a real session, it measures the ticket list, a search and the
+ * ticket page with 50 articles: a warm-up, then a fixed number of requests each (--requests N,
+ * default 200), one at a time, and prints p50 / p95 / p99 with the database engine. The target
+ * is p95 < 50 ms on this machine; it prints whether it was met and never fails on a figure.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Types } from 'mongoose';
+import { loadConfig } from '../../src/config/load.ts';
+import { idFor } from '../../src/db/ids.ts';
+import { currentAup } from '../../src/domain/identity/users.ts';
+import { newSessionId, saveSession } from '../../src/domain/portal/sessions.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { startHelpgate, type Helpgate } from '../../src/main.ts';
+import { nowMs, percentile } from './smtp-load.ts';
+
+const TARGET_P95_MS = 50;
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const raw = i >= 0 ? process.argv[i + 1] : undefined;
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`bench:portal: --${name} must be a positive integer, got "${raw}"\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const SUB = `${'ab'.repeat(20)}@lifescience-ri.eu`;
+const WORDS = ['upload', 'dicom', 'catalogue', 'search', 'dataset', 'access', 'node', 'etl', 'dashboard', 'token', 'series', 'timeout', 'error', 'federated', 'query'];
+const subjectFor = (n: number) => `${WORDS[n % WORDS.length]} ${WORDS[(n * 7) % WORDS.length]} problem ${n}`;
+
+async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTicket: number }> {
+  const { Ticket, TicketNumber, TicketList, Article, User } = hg.store.models;
+  const now = Date.now();
+  const lists = new Map<string, Record<string, unknown>>();
+  const batch = 2000;
+  for (let start = 0; start < total; start += batch) {
+    const tickets = [];
+    const numbers = [];
+    for (let i = start; i < Math.min(total, start + batch); i++) {
+      const number = 100001 + i;
+      const ownerSub = i < own ? SUB : `${String(i % 5000).padStart(40, '0')}@lifescience-ri.eu`;
+      const _id = idFor('ticket', `bench:${number}`);
+      const at = new Date(now - (total - i) * 60_000);
+      const subject = subjectFor(number);
+      tickets.push({ _id, number, subject, requester: { address: `user${i % 5000}@example.org`, name: '' }, participants: [], su: 'first-line', state: i % 3 ? 'open' : 'solved', priority: 'less urgent', category: 'other', channel: 'mail', ownerSub, originKey: `bench:${number}`, createdAt: at, updatedAt: at });
+      numbers.push({ _id: number, ticketId: _id });
+      const list = lists.get(ownerSub) ?? {};
+      list[String(number)] = { number, subject, state: i % 3 ? 'open' : 'solved', su: 'first-line', priority: 'less urgent', createdAt: at, updatedAt: at, text: `${subject} the upload of series ${number} fails with a timeout`.toLowerCase() };
+      lists.set(ownerSub, list);
+    }
+    await Ticket.collection.insertMany(tickets as never[], { ordered: false });
+    await TicketNumber.collection.insertMany(numbers as never[], { ordered: false });
+    process.stdout.write(`\r  seeded ${Math.min(total, start + batch)}/${total} tickets`);
+  }
+  process.stdout.write('\n');
+  const listDocs = [...lists].map(([_id, tickets]) => ({ _id, tickets }));
+  for (let i = 0; i < listDocs.length; i += 500) await TicketList.collection.insertMany(listDocs.slice(i, i + 500) as never[], { ordered: false });
+  const pageTicket = 100001 + own - 1;
+  const ticketId = idFor('ticket', `bench:${pageTicket}`);
+  const articles = Array.from({ length: 50 }, (_, k) => ({
+    _id: new Types.ObjectId(),
+    ticketId,
+    ticketNumber: pageTicket,
+    key: `bench:${pageTicket}:${k}`,
+    direction: 'in',
+    authorRole: k % 2 ? 'agent' : 'requester',
+    channel: 'mail',
+    from: { address: k % 2 ? 'fl-agent@eucaim.example.org' : 'researcher@university.example', name: '' },
+    to: [],
+    cc: [],
+    subject: subjectFor(pageTicket),
+    text: `Message ${k}: ${'the upload of the DICOM series stops with a timeout. '.repeat(20)}`,
+    html: k % 5 === 0 ? `<p>Message ${k} <b>in HTML</b> with <a href="https://example.org">a link</a> and <img src="https://example.org/x.png" alt="remote"></p>` : null,
+    attachments: [],
+    references: [],
+    createdAt: new Date(now - (50 - k) * 60_000),
+    updatedAt: new Date(now - (50 - k) * 60_000),
+  }));
+  await Article.collection.insertMany(articles as never[]);
+  const aup = currentAup(hg.ctx);
+  await User.collection.insertOne({ _id: SUB, name: 'Bench Researcher', givenName: 'Bench', familyName: 'Researcher', email: 'researcher@university.example', emailVerified: true, entitlements: [hg.config.requiredEntitlement ?? ''], affiliations: [], homeOrganization: null, addresses: [{ address: 'researcher@university.example', boundAt: new Date(), via: 'verified-claim' }], consents: [{ version: aup.version, at: new Date(), ip: '127.0.0.1' }], lastSignInAt: new Date(), createdAt: new Date(), updatedAt: new Date() } as never);
+  return { pageTicket };
+}
+
+async function measure(url: string, cookie: string, warmup: number, requests: number, expect: string): Promise<number[]> {
+  const one = async () => {
+    const started = nowMs();
+    const res = await fetch(url, { headers: { cookie }, redirect: 'manual' });
+    const body = await res.text();
+    if (res.status !== 200 || !body.includes(expect)) throw new Error(`${url} answered ${res.status} without "${expect}"`);
+    return nowMs() - started;
+  };
+  for (let i = 0; i < warmup; i++) await one();
+  const out: number[] = [];
+  for (let i = 0; i < requests; i++) out.push(await one());
+  return out;
+}
+
+async function main(): Promise<void> {
+  const total = option('tickets', 100_000);
+  const own = Math.min(total, option('own', 1000));
+  const requests = option('requests', 200);
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-portal-'));
+  const config = loadConfig({ HELPGATE_DATA_DIR: path.join(workDir, 'data'), SMTP_HOST: '127.0.0.1', SMTP_PORT: '0', HTTP_PORT: '0', DEV_AAI_PORT: '0', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error' });
+  let hg: Helpgate | null = null;
+  try {
+    process.stdout.write(`helpgate portal benchmark: ${total} tickets, ${own} of them one person's, ${requests} requests per page, node ${process.version}, ${os.cpus().length} CPUs\n`);
+    hg = await startHelpgate(config, { log: createLogger(config.logLevel) });
+    const info = (await hg.store.conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
+    const engine = info.ferretdbVersion ? `FerretDB ${info.ferretdbVersion} (SQLite backend)` : `MongoDB ${info.version}`;
+    const seeded = nowMs();
+    const { pageTicket } = await seed(hg, total, own);
+    process.stdout.write(`  seeding took ${((nowMs() - seeded) / 1000).toFixed(1)} s\n`);
+    const sid = newSessionId();
+    await saveSession(hg.ctx, sid, { sub: SUB, consented: currentAup(hg.ctx).version }, 3600_000);
+    const cookie = `hg_session=${sid}`;
+    const base = hg.portal!.url;
+    const cases = [
+      ['ticket list (page 1 of my 1,000)', `${base}/`, 'My tickets'],
+      ['search "timeout" in number, subject, text', `${base}/?q=timeout`, 'ticket'],
+      ['ticket page with 50 articles', `${base}/tickets/${pageTicket}`, `CIE#${pageTicket}`],
+    ] as const;
+    const lines = ['', 'results', `  database engine   ${engine}`];
+    for (const [name, url, expect] of cases) {
+      const times = await measure(url, cookie, 20, requests, expect);
+      const p95 = percentile(times, 95);
+      lines.push(`  ${name.padEnd(44)} p50 ${percentile(times, 50).toFixed(1).padStart(6)} ms   p95 ${p95.toFixed(1).padStart(6)} ms   p99 ${percentile(times, 99).toFixed(1).padStart(6)} ms   target p95 < ${TARGET_P95_MS} ms: ${p95 < TARGET_P95_MS ? 'MET' : 'NOT MET'}`);
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await hg?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench:portal failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

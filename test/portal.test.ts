@@ -1,0 +1,237 @@
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'ava';
+import type { Page } from 'playwright-core';
+import { freePort } from '../src/db/embedded.ts';
+import { startBrowser, screenshot, checkAccessibility, type TestBrowser } from './helpers/browser.ts';
+import { FIRST_LINE, HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
+import { until } from './helpers/wait.ts';
+
+let h: TestHelpgate;
+let browser: TestBrowser;
+let base: string;
+const aupFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'helpgate-aup-')), 'aup.md');
+const writeAup = (version: number) => writeFileSync(aupFile, `---\nversion: ${version}\ntitle: Test Acceptable Use Policy\n---\nBe kind (version ${version}).\n`);
+
+test.before(async () => {
+  writeAup(1);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  h = await startTestHelpgate(null, { portal: true, env: { HTTP_PORT: String(port), PUBLIC_URL: base, UNBOUND_SENDERS: 'hold', AUP_FILE: aupFile } });
+  browser = await startBrowser();
+});
+test.after.always(async () => {
+  await browser?.close();
+  await h?.stop();
+});
+
+/** Signs in through the real dev LS AAI: chooser → LifeScienceHostel → login → allow. Stops at helpgate's consent page or home. */
+async function signIn(page: Page, username: string, shots?: { t: string }): Promise<void> {
+  await page.goto(base);
+  await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
+  await page.getByRole('heading', { name: 'Choose your Identity Provider' }).waitFor();
+  if (shots) await screenshot(page, shots.t, 'chooser');
+  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
+  await page.getByLabel('Search for your institution').press('Enter');
+  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(`${username}-pass`);
+  if (shots) await screenshot(page, shots.t, 'login');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const allow = page.getByRole('button', { name: 'Allow' });
+  if (await allow.isVisible().catch(() => false)) {
+    if (shots) await screenshot(page, shots.t, 'provider-consent');
+    await allow.click();
+  }
+  await page.waitForURL((u) => u.origin === base);
+}
+
+async function newPage(): Promise<Page> {
+  const page = await browser.newPage();
+  page.on('dialog', (d) => void d.dismiss());
+  return page;
+}
+
+test.serial('the whole walk: sign in, consent, new ticket with a missing field, acknowledgement, mail and web replies, sign out', async (t) => {
+  const page = await newPage();
+  const shots = { t: 'walk' };
+  await page.goto(base);
+  await screenshot(page, shots.t, 'signed-out');
+  t.deepEqual(await checkAccessibility(page), [], 'start page');
+  await signIn(page, 'researcher', shots);
+
+  await page.getByRole('heading', { name: 'Confirm your information' }).waitFor();
+  t.true((await page.textContent('main'))!.includes('researcher@university.example'));
+  await screenshot(page, shots.t, 'consent');
+  t.deepEqual(await checkAccessibility(page), [], 'consent page');
+  await page.getByRole('button', { name: 'YES, Continue' }).click();
+
+  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
+  await screenshot(page, shots.t, 'home');
+  t.deepEqual(await checkAccessibility(page), [], 'home');
+  await page.getByRole('link', { name: 'New ticket' }).click();
+  await page.getByRole('heading', { name: 'New ticket' }).waitFor();
+  await page.getByLabel('Subject *').fill('Cannot upload DICOM series');
+  await page.getByLabel('Description *').fill('The upload stops at 80 % with error E42.');
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.getByText('Choose a category.').waitFor();
+  t.is(await page.getByLabel('Description *').inputValue(), 'The upload stops at 80 % with error E42.', 'typed text is kept');
+  t.is(await page.getByLabel('Subject *').inputValue(), 'Cannot upload DICOM series');
+  await screenshot(page, shots.t, 'missing-field');
+  t.deepEqual(await checkAccessibility(page), [], 'form with an error');
+  await page.getByLabel('Category *').selectOption('data-upload');
+  await page.getByRole('button', { name: 'Submit' }).click();
+
+  await page.waitForURL(/\/tickets\/\d+$/);
+  const number = Number(/\/tickets\/(\d+)$/.exec(page.url())![1]);
+  t.true((await page.textContent('.ticket-id'))!.includes(`CIE#${number}`));
+  await screenshot(page, shots.t, 'ticket');
+  t.deepEqual(await checkAccessibility(page), [], 'ticket page');
+
+  const ack = await h.relay.waitFor((m) => m.envelope.rcptTo.includes('researcher@university.example') && m.parsed.subject.includes(`[CIE#${number}]`), 'the acknowledgement');
+  t.is(ack.header('auto-submitted'), 'auto-replied');
+  t.true(ack.parsed.text.includes(`${base}/tickets/${number}`));
+
+  // The requester answers by mail: it appears on the page.
+  await h.send({ from: 'researcher@university.example', to: HELPDESK, subject: `Re: [CIE#${number}] Cannot upload DICOM series`, text: 'It also fails with a smaller series.' });
+  await until(async () => {
+    await page.reload();
+    return (await page.textContent('main'))!.includes('It also fails with a smaller series.');
+  }, { what: 'the mailed reply on the page' });
+  await screenshot(page, shots.t, 'mail-reply-shown');
+
+  // A reply on the web reaches the unit by mail.
+  await page.getByLabel('Your reply').fill('Here is the log file you may need.');
+  await page.getByRole('button', { name: 'Send reply' }).click();
+  await page.getByText('Your reply was added and mailed.').waitFor();
+  const toUnit = await h.relay.waitFor((m) => m.envelope.rcptTo.includes(FIRST_LINE[0]!) && m.parsed.text.includes('Here is the log file you may need.'), 'the web reply at First Line');
+  t.true(toUnit.parsed.subject.includes(`[CIE#${number}]`));
+
+  // The list shows it; search finds it by text.
+  await page.goto(`${base}/?q=e42`);
+  t.true((await page.textContent('table.tickets'))!.includes(`CIE#${number}`));
+
+  await page.locator('summary').click();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  // RP-initiated logout at the provider, then back to the start page.
+  const confirm = page.getByRole('button', { name: /sign me out/i });
+  if (await confirm.isVisible().catch(() => false)) await confirm.click();
+  await page.getByRole('link', { name: 'Connect to LS AAI' }).waitFor();
+  await screenshot(page, shots.t, 'signed-out-again');
+  await page.goto(`${base}/tickets/${number}`);
+  t.not(new URL(page.url()).origin, base, 'a signed-out visitor is sent to sign in');
+  await page.close();
+});
+
+test.serial('Cancel at consent signs out and keeps nothing', async (t) => {
+  const page = await newPage();
+  await signIn(page, 'tst-agent');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByText('nothing was kept').waitFor();
+  await screenshot(page, 'cancel', 'cancelled');
+  t.is(await h.hg.store.models.User.countDocuments({ email: 'tst-agent@eucaim.example.org' }), 0);
+  t.is(await h.hg.store.models.AddressBinding.countDocuments({ _id: 'tst-agent@eucaim.example.org' }), 0);
+  await page.close();
+});
+
+test.serial('a person without the entitlement is told why and how to get access', async (t) => {
+  const page = await newPage();
+  await signIn(page, 'outsider');
+  await page.getByRole('heading', { name: 'No access yet' }).waitFor();
+  t.true((await page.textContent('main'))!.includes('mail is kept and will be answered'));
+  await screenshot(page, 'outsider', 'no-access');
+  t.deepEqual(await checkAccessibility(page), []);
+  await page.goto(`${base}/tickets/new`);
+  t.not(new URL(page.url()).pathname, '/tickets/new');
+  await page.close();
+});
+
+test.serial('an unverified e-mail claim is not bound', async (t) => {
+  const page = await newPage();
+  await signIn(page, 'unverified');
+  await page.getByRole('button', { name: 'YES, Continue' }).click();
+  await page.goto(`${base}/account`);
+  await screenshot(page, 'unverified', 'account');
+  t.true((await page.textContent('main'))!.includes('None yet.'));
+  t.deepEqual(await checkAccessibility(page), [], 'account page');
+  await page.close();
+});
+
+test.serial('a new AUP version is asked again', async (t) => {
+  const page = await newPage();
+  await signIn(page, 'researcher');
+  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
+  writeAup(2);
+  try {
+    await page.goto(`${base}/tickets/new`);
+    await page.getByRole('heading', { name: 'Confirm your information' }).waitFor();
+    t.true((await page.textContent('main'))!.includes('version 2'));
+    await screenshot(page, 'aup', 'asked-again');
+    await page.getByRole('button', { name: 'YES, Continue' }).click();
+    await page.goto(`${base}/account`);
+    const consents = await page.textContent('main');
+    t.regex(consents!, /Acceptable Use Policy version[\s\S]*\b1\b[\s\S]*\b2\b/);
+  } finally {
+    writeAup(1);
+  }
+  await page.close();
+});
+
+test.serial('held mail from an unbound sender becomes a ticket once its sign-in link is used', async (t) => {
+  await h.send({ from: 'fl-backup-personal@example.org', to: HELPDESK, subject: 'Held question', text: 'Please help, I have no account yet.', messageId: '<held-1@example.org>' });
+  const notice = await h.relay.waitFor((m) => m.envelope.rcptTo.includes('fl-backup-personal@example.org'), 'the sign-in link');
+  const link = /(http:\/\/\S+\/auth\/claim\?token=[A-Za-z0-9_-]+)/.exec(notice.parsed.text)![1]!;
+  t.is((await h.tickets()).filter((x) => x.subject === 'Held question').length, 0, 'not ticketed while held');
+  const page = await newPage();
+  await page.goto(link);
+  await page.getByRole('heading', { name: 'Choose your Identity Provider' }).waitFor();
+  await page.getByRole('button', { name: 'LifeScienceHostel' }).first().click();
+  await page.getByLabel('Username').fill('tst-agent');
+  await page.getByLabel('Password').fill('tst-agent-pass');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const allow = page.getByRole('button', { name: 'Allow' });
+  if (await allow.isVisible().catch(() => false)) await allow.click();
+  await page.getByRole('button', { name: 'YES, Continue' }).click();
+  await page.getByText('is now linked to your identity').waitFor();
+  await screenshot(page, 'held', 'released');
+  const ticket = await until(async () => (await h.tickets()).find((x) => x.subject === 'Held question'), { what: 'the released ticket' });
+  t.truthy(ticket.ownerSub);
+  await page.goto(base);
+  t.true((await page.textContent('main'))!.includes('Held question'));
+  // The link works once.
+  await page.goto(link);
+  await page.close();
+});
+
+test.serial('security: another person sees none of the first one’s tickets, forms need the CSRF token, a forged callback is refused', async (t) => {
+  const owner = (await h.tickets()).find((x) => x.subject === 'Cannot upload DICOM series')!;
+  const articles = await h.articles(owner.number);
+  const page = await newPage();
+  await signIn(page, 'unverified');
+  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
+  for (const url of [
+    `/tickets/${owner.number}`,
+    `/tickets/${owner.number}/articles/${articles[0]!._id}/attachments/0`,
+    `/tickets/999999`,
+  ]) {
+    const res = await page.goto(base + url);
+    t.is(res!.status(), 404, url);
+    t.false((await page.textContent('body'))!.includes('Cannot upload DICOM'), url);
+  }
+  for (const [url, form] of [
+    [`/tickets/${owner.number}/reply`, { text: 'intrusion', submission: 'x'.repeat(24) }],
+    [`/tickets/${owner.number}/state`, { action: 'solve' }],
+  ] as const) {
+    const token = await page.locator('input[name=_csrf]').first().getAttribute('value');
+    const res = await page.request.post(base + url, { form: { ...form, _csrf: token! } });
+    t.is(res.status(), 404, `${url} with a valid token but not the owner`);
+    const noToken = await page.request.post(base + url, { form });
+    t.is(noToken.status(), 403, `${url} without a CSRF token`);
+  }
+  t.false((await h.articles(owner.number)).some((a) => a.text.includes('intrusion')));
+  const forged = await page.goto(`${base}/auth/callback?code=forged&state=forged`);
+  t.is(forged!.status(), 400);
+  t.true((await page.textContent('main'))!.includes('Sign-in'));
+  await page.close();
+});
