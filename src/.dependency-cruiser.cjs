@@ -1,6 +1,7 @@
 // Import rules of helpgate (see the architecture section of README.md):
 //   receive (mail/receive) → domain → store (db) / send (mail/send); http → domain;
 //   config, log, errors, jobs at the bottom; main.ts and cli/ wire everything.
+//   dev-aai (the dev LS AAI stand-in) stands beside them: config, log and errors only.
 // `npm test` fails on any violation and on any import cycle.
 /** @type {import('dependency-cruiser').IConfiguration} */
 const layer = (name, from, forbidden) => ({
@@ -20,6 +21,14 @@ module.exports = {
     layer('send-never-imports-domain', '^src/mail/send/', '^src/(domain|mail/receive|http|cli|main\\.ts)'),
     layer('domain-below-protocols', '^src/domain/', '^src/(mail/receive|http|cli|main\\.ts)'),
     layer('http-calls-domain-not-db', '^src/http/', '^src/(db|mail/receive|mail/send|cli|main\\.ts)'),
+    layer('dev-aai-stands-alone', '^src/dev-aai/', '^src/(db|domain|jobs|mail|http|cli|main\\.ts)'),
+    {
+      name: 'dev-aai-only-from-wiring',
+      severity: 'error',
+      comment: 'The dev LS AAI stand-in is started by main.ts or the CLI; nothing else may depend on it.',
+      from: { path: '^src/', pathNot: '^src/(dev-aai/|cli/|main\\.ts$)' },
+      to: { path: '^src/dev-aai/' },
+    },
     { name: 'not-to-unresolvable', severity: 'error', from: {}, to: { couldNotResolve: true } },
   ],
   options: {

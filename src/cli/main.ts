@@ -1,5 +1,6 @@
 import { loadConfig, type Config } from '../config/load.ts';
 import { ConfigError, HelpgateError, NoDatabaseError, StoreUnavailableError, errorMessage } from '../errors/errors.ts';
+import { devAaiCommand } from './commands/dev-aai.ts';
 import { ingestCommand, parseCommand } from './commands/mail.ts';
 import { inboxCommand, outboxCommand, ticketsCommand } from './commands/records.ts';
 import { serveCommand } from './commands/serve.ts';
@@ -16,6 +17,7 @@ const commands: Record<string, Command> = {
   outbox: outboxCommand,
   inbox: inboxCommand,
   tools: toolsCommand,
+  'dev-aai': devAaiCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -21,6 +21,8 @@ export const USAGE = `Usage: helpgate <command> [options]
   inbox [--json]              received messages and their processing state
   inbox retry ID              process a (quarantined) message again
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
+  dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
+                              and print its issuer and test users
 
 Configuration comes from environment variables; see README.md.`;
 
