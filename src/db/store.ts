@@ -2,6 +2,7 @@ import mongoose, { type Connection } from 'mongoose';
 import { StoreUnavailableError } from '../errors/errors.ts';
 import { BlobStore } from './blobs.ts';
 import { articleModel } from './models/article.ts';
+import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
 import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
@@ -33,6 +34,8 @@ function buildModels(conn: Connection) {
     MailToken: mailTokenModel(conn),
     Session: sessionModel(conn),
     TicketList: ticketListModel(conn),
+    HeldSender: heldSenderModel(conn),
+    HeldMail: heldMailModel(conn),
   };
 }
 

@@ -11,7 +11,7 @@ const HOUR = 3600_000;
 /** Text of the triggering article quoted in a notification, at most this long. */
 const MAX_QUOTED_TEXT = 20_000;
 
-function formatAddress(name: string, address: string): string {
+export function formatAddress(name: string, address: string): string {
   return name ? `"${name.replace(/["\\]/g, '\\$&')}" <${address}>` : address;
 }
 

@@ -42,6 +42,13 @@ export class SmtpReplyError extends HelpgateError {
   }
 }
 
+/** Input a caller sent that cannot be used (a missing `sub`, a malformed address): answer 400. */
+export class InvalidInputError extends HelpgateError {
+  constructor(readonly field: string, message: string) {
+    super('invalid_input', `${field}: ${message}`, { field });
+  }
+}
+
 export class NotFoundError extends HelpgateError {
   constructor(what: string, id: string | number) {
     super('not_found', `${what} ${id} not found`, { what, id });

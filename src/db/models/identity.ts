@@ -65,7 +65,9 @@ export const mailTokenSchema = new Schema(
     /** For confirm-address: who asked to bind it. */
     sub: { type: String, default: null },
     expiresAt: { type: Date, required: true },
+    /** When and by whom it was used; shown only. Single use is enforced by the "<_id>:used" marker document. */
     usedAt: { type: Date, default: null },
+    usedBy: { type: String, default: null },
   },
   { collection: 'mailtokens', versionKey: false, timestamps: true },
 );

@@ -2,8 +2,13 @@ import { Schema, type Connection, type Types } from 'mongoose';
 
 /** Where a raw message came in. */
 export const INBOX_SOURCES = ['smtp', 'pipe', 'imap'] as const;
-/** pending: waiting for (or under) ingest; done: ticket work finished; ignored: kept but not ticketed; quarantined: failed too often. */
-export const INBOX_STATES = ['pending', 'done', 'ignored', 'quarantined'] as const;
+/**
+ * pending: waiting for (or under) ingest; done: ticket work finished; ignored: kept but not
+ * ticketed; quarantined: failed too often; held: from an address bound to no identity, waiting
+ * for its sender to sign in (UNBOUND_SENDERS=hold); expired: held and never claimed, kept until
+ * the retention rules remove it.
+ */
+export const INBOX_STATES = ['pending', 'done', 'ignored', 'quarantined', 'held', 'expired'] as const;
 
 const envelopeSchema = new Schema(
   {
@@ -32,6 +37,8 @@ export const inboxSchema = new Schema(
     ticketNumber: { type: Number, default: null },
     articleId: { type: Schema.Types.ObjectId, default: null },
     note: { type: String, default: null },
+    /** The sender address a held (or expired) item waits under (see db/models/held.ts). */
+    heldAddress: { type: String, default: null },
   },
   { timestamps: true, collection: 'inbox' },
 );
@@ -53,6 +60,7 @@ export interface InboxItem {
   ticketNumber: number | null;
   articleId: Types.ObjectId | null;
   note: string | null;
+  heldAddress: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

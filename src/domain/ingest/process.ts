@@ -5,6 +5,8 @@ import { automationReason } from '../../mail/parse/automated.ts';
 import { parseMessage, type MailAddress, type ParsedMessage } from '../../mail/parse/parse.ts';
 import { cleanSubject } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
+import { userForAddress } from '../identity/bindings.ts';
+import { holdMail } from '../identity/hold.ts';
 import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';
 import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
 import { recordInTicketList } from '../ticket-list.ts';
@@ -12,7 +14,9 @@ import { addArticle, createTicket, findArticleByKey, registerMessageIds } from '
 
 export type IngestOutcome =
   | { kind: 'ticket'; ticketNumber: number; articleId: string; created: boolean; note: string | null }
-  | { kind: 'ignored'; note: string };
+  | { kind: 'ignored'; note: string }
+  /** From an address bound to nobody (UNBOUND_SENDERS=hold): kept under `address` until its sender signs in. */
+  | { kind: 'held'; address: string; note: string };
 
 /** Idempotency key of a mail: its Message-ID, or for mail without one the hash of its bytes. */
 export function messageKey(mail: ParsedMessage, rawSha256: string): string {
@@ -61,6 +65,10 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   } else {
     const match = await resolveThread(ctx, mail);
     role = match && sender ? senderRole(ctx, match.ticket, sender.address) : 'requester';
+    const opensTicket = !match || role === 'stranger';
+    const identity = await identifySender(ctx, { item, mail, sender, automated, opensTicket });
+    if ('kind' in identity) return identity;
+    const authorSub = identity.sub;
     if (match && role !== 'stranger') {
       ticket = match.ticket;
       newTicket = false;
@@ -69,6 +77,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       ({ ticket } = await createTicket(ctx, {
         originKey: key,
         subject: cleanSubject(mail.subject, config.ticketPrefix),
+        ownerSub: authorSub,
         requester: sender ?? { address: '', name: '' },
         participants: participantsOf(ctx, mail, sender?.address),
         su: ctx.units.entryKey,
@@ -83,6 +92,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       key,
       direction: 'in',
       authorRole: role,
+      authorSub,
       channel: 'mail',
       from: sender,
       to: mail.to,
@@ -122,6 +132,24 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     created: newTicket,
     note: automated ? `no automatic answer: ${automated}` : ticket.referredTicket && newTicket ? `named ticket ${ticket.referredTicket}, sender not a participant` : null,
   };
+}
+
+/**
+ * The sender's identity when their address is bound: owner of what they open, author of what
+ * they write. With UNBOUND_SENDERS=hold, mail that would open a ticket for an address bound to
+ * nobody is held instead (agents always pass; a requester or participant continues their ticket).
+ */
+async function identifySender(
+  ctx: DomainContext,
+  input: { item: InboxItem; mail: ParsedMessage; sender: MailAddress | null; automated: string | null; opensTicket: boolean },
+): Promise<{ sub: string | null } | IngestOutcome> {
+  const { sender } = input;
+  const sub = sender?.address ? await userForAddress(ctx, sender.address) : null;
+  if (sub || !input.opensTicket || ctx.config.unboundSenders !== 'hold') return { sub };
+  if (!sender?.address) return { kind: 'ignored', note: 'no sender address: mail from unbound senders is held, and this one names nobody' };
+  if (ctx.units.isAgent(sender.address)) return { sub: null };
+  const hold = await holdMail(ctx, { item: input.item, mail: input.mail, sender, automated: input.automated });
+  return hold.kind === 'held' ? hold : { sub: hold.sub };
 }
 
 /** To/Cc addresses that are people: not ours, not the sender, not agents. */

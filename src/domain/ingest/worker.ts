@@ -86,6 +86,9 @@ export class IngestWorker {
       if (outcome.kind === 'ignored') {
         await settle({ $set: { state: 'ignored', note: outcome.note, lockedBy: null, lastError: null } });
         log.info({ note: outcome.note }, 'message ignored');
+      } else if (outcome.kind === 'held') {
+        await settle({ $set: { state: 'held', heldAddress: outcome.address, note: outcome.note, lockedBy: null, lastError: null } });
+        log.info({ address: outcome.address }, 'message held until its sender signs in');
       } else {
         await settle({
           $set: { state: 'done', ticketNumber: outcome.ticketNumber, articleId: outcome.articleId, note: outcome.note, lockedBy: null, lastError: null },

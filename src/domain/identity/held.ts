@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { finishWork, SlotLocks, type Lease } from '../../db/claims.ts';
+import type { HeldMail, HeldSender } from '../../db/models/held.ts';
+import type { InboxItem } from '../../db/models/inbox.ts';
+import { errorMessage, NotFoundError } from '../../errors/errors.ts';
+import { isQueued } from '../../mail/send/outbox.ts';
+import type { DomainContext } from '../context.ts';
+import { ingestMessage } from '../ingest/process.ts';
+import { withinRateLimit } from '../rate-limit.ts';
+import { bindAddress, userForAddress } from './bindings.ts';
+import { HELD_ANSWER_WINDOW_MS } from './hold.ts';
+import { sendNotice } from './notices.ts';
+import { findToken, spendToken } from './tokens.ts';
+
+const DAY = 86_400_000;
+/** How long a release or an expiry run keeps an address to itself (see db/claims.ts). */
+const ADDRESS_LOCK_MS = 60_000;
+/** How long a release waits for a running expiry (or another release) of the same address. */
+const RELEASE_WAIT_MS = 10_000;
+
+export type ReleaseResult = { ok: true; address: string; tickets: number[] } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'taken' };
+
+/**
+ * The sign-in link of a held sender, used by `sub` (who has just signed in): binds the address
+ * to them (they proved they read its mail) and turns every mail held from it into tickets, in
+ * the order the mails arrived. The link works once, also against two requests at once.
+ */
+export async function releaseHeldMail(ctx: DomainContext, sub: string, token: string): Promise<ReleaseResult> {
+  const doc = await findToken(ctx, token, 'sign-in-link');
+  if (!doc) return { ok: false, reason: 'unknown' };
+  // Checked before the link is spent, so that neither a mistake of the caller nor an address
+  // bound elsewhere meanwhile uses it up.
+  if (!(await ctx.store.models.User.findById(sub, { _id: 1 }).lean())) throw new NotFoundError('user', sub);
+  const owner = await userForAddress(ctx, doc.address);
+  if (owner && owner !== sub) return { ok: false, reason: 'taken' };
+  const spent = await spendToken(ctx, doc, sub);
+  if (spent !== 'spent') return { ok: false, reason: spent };
+  if ((await bindAddress(ctx, sub, doc.address, 'sign-in-link')) === 'taken') return { ok: false, reason: 'taken' };
+  const tickets = await releaseHeldMailOf(ctx, sub, doc.address);
+  return { ok: true, address: doc.address, tickets };
+}
+
+/**
+ * Turns the mail held from `address` into tickets once the address is bound to `sub`, by any
+ * route (verified e-mail claim, confirmation link, sign-in link). Returns the numbers of the
+ * tickets opened or followed, in arrival order; nothing when the address is not `sub`'s.
+ */
+export async function releaseHeldMailOf(ctx: DomainContext, sub: string, address: string): Promise<number[]> {
+  if (!(await ctx.store.models.HeldSender.findById(address, { _id: 1 }).lean())) return [];
+  if ((await userForAddress(ctx, address)) !== sub) return [];
+  const locks = new SlotLocks(ctx.store.models.Lock, ADDRESS_LOCK_MS);
+  const owner = `release-${randomUUID()}`;
+  let lease: Lease | null = null;
+  const deadline = Date.now() + RELEASE_WAIT_MS;
+  while (!(lease = await locks.tryClaim(`held:${address}`, owner, ctx.now())) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // Without the lock after the wait (a holder that died keeps it up to two minutes): going on is
+  // safe, since ingest is idempotent; the lock only keeps an expiry from overtaking us.
+  if (!lease) ctx.log.warn({ address }, 'releasing held mail without the address lock');
+  try {
+    return await releaseLocked(ctx, sub, address, owner);
+  } finally {
+    if (lease) await locks.release(lease);
+  }
+}
+
+/** Runs the normal ingest on each held mail, oldest first; mail held meanwhile is taken too. */
+async function releaseLocked(ctx: DomainContext, sub: string, address: string, owner: string): Promise<number[]> {
+  const { Inbox, InboxQueue, HeldSender } = ctx.store.models;
+  const tickets: number[] = [];
+  const tried = new Set<string>();
+  let settled = 0;
+  for (let round = 0; round < 5; round++) {
+    const open = await openHeldMail(ctx, address);
+    settled = open.settledThrough;
+    const todo = open.entries.filter(({ item }) => !tried.has(String(item._id)));
+    if (!todo.length) break;
+    for (const { item } of todo) {
+      tried.add(String(item._id));
+      const log = ctx.log.child({ inboxId: String(item._id), address });
+      try {
+        // Ours now: an ingest worker still finishing this very item will not settle it over us.
+        await Inbox.updateOne({ _id: item._id }, { $set: { lockedBy: owner } });
+        const outcome = await ingestMessage(ctx, item);
+        if (outcome.kind === 'ticket') {
+          const note = `held, released when ${address} was bound`;
+          await Inbox.updateOne({ _id: item._id }, { $set: { state: 'done', ticketNumber: outcome.ticketNumber, articleId: outcome.articleId, note, lockedBy: null, lastError: null } });
+          if (!tickets.includes(outcome.ticketNumber)) tickets.push(outcome.ticketNumber);
+          log.info({ ticket: outcome.ticketNumber, created: outcome.created }, 'held mail released');
+        } else {
+          // Ignored (our own mail), or held again because the address was unbound meanwhile.
+          const state = outcome.kind === 'held' ? 'held' : 'ignored';
+          await Inbox.updateOne({ _id: item._id }, { $set: { state, note: outcome.note, lockedBy: null } });
+        }
+        await finishWork(InboxQueue, item._id);
+      } catch (err) {
+        // It stays held; the periodic expireHeldMail releases it for the bound address later.
+        await Inbox.updateOne({ _id: item._id }, { $set: { lastError: errorMessage(err), lockedBy: null } });
+        log.error({ err: errorMessage(err) }, 'held mail could not be released');
+      }
+    }
+  }
+  await HeldSender.updateOne({ _id: address }, { $set: { releasedAt: ctx.now(), releasedTo: sub }, $max: { settled } });
+  return tickets;
+}
+
+interface OpenEntry {
+  slot: HeldMail;
+  item: InboxItem;
+}
+
+/**
+ * The mail of `address` still waiting (held, or pending under a worker that is holding it right
+ * now), each inbox item once, in arrival order; and the highest slot up to which everything is
+ * settled. Slots are read by _id one after the other from the last settled one: every look-up is
+ * by _id, and a mail held while we read is either seen here or sees the binding (hold.ts).
+ */
+async function openHeldMail(ctx: DomainContext, address: string): Promise<{ entries: OpenEntry[]; settledThrough: number }> {
+  const { HeldSender, HeldMail, Inbox } = ctx.store.models;
+  const sender = await HeldSender.findById(address, { settled: 1 }).lean<Pick<HeldSender, 'settled'>>();
+  let settledThrough = sender?.settled ?? 0;
+  let prefixSettled = true;
+  const entries = new Map<string, OpenEntry>();
+  for (let n = settledThrough + 1; ; n++) {
+    const slot = await HeldMail.findById(`${address}#${n}`).lean<HeldMail>();
+    if (!slot) break;
+    const item = await Inbox.findById(slot.inboxId).lean<InboxItem>();
+    const open = !!item && (item.state === 'held' || item.state === 'pending');
+    if (!open && prefixSettled) settledThrough = n;
+    else prefixSettled = false;
+    if (open && !entries.has(String(item._id))) entries.set(String(item._id), { slot, item });
+  }
+  const byArrival = (a: OpenEntry, b: OpenEntry) => new Date(a.item.receivedAt).getTime() - new Date(b.item.receivedAt).getTime() || String(a.item._id).localeCompare(String(b.item._id));
+  return { entries: [...entries.values()].sort(byArrival), settledThrough };
+}
+
+/**
+ * Expires held mail nobody claimed: each held mail older than HOLD_DAYS is marked `expired`
+ * (kept until the retention rules remove it, never deleted here) and its sender gets one last
+ * notice. Mail of an address bound meanwhile (a release that stopped half-way) is released
+ * instead. Safe to run any number of times, from any number of processes. Returns the number of
+ * mails expired.
+ *
+ * Cost: it reads the whole `heldsenders` collection (one small document per address ever held;
+ * FerretDB decodes all of them for any filter) and then only by _id. Meant for a periodic
+ * sweep, not a request.
+ */
+export async function expireHeldMail(ctx: DomainContext): Promise<number> {
+  const { HeldSender, HeldMail } = ctx.store.models;
+  const locks = new SlotLocks(ctx.store.models.Lock, ADDRESS_LOCK_MS);
+  const owner = `expire-${randomUUID()}`;
+  let expired = 0;
+  for (const sender of await HeldSender.find({}, { settled: 1 }).lean<Pick<HeldSender, '_id' | 'settled'>[]>()) {
+    const address = sender._id;
+    if (!(await HeldMail.findById(`${address}#${(sender.settled ?? 0) + 1}`, { _id: 1 }).lean())) continue;
+    // Busy addresses (a release running) are left for the next run.
+    const lease = await locks.tryClaim(`held:${address}`, owner, ctx.now());
+    if (!lease) continue;
+    try {
+      const sub = await userForAddress(ctx, address);
+      if (sub) await releaseLocked(ctx, sub, address, owner);
+      else expired += await expireLocked(ctx, address);
+    } catch (err) {
+      ctx.log.error({ address, err: errorMessage(err) }, 'held mail of this sender could not be expired');
+    } finally {
+      await locks.release(lease);
+    }
+  }
+  return expired;
+}
+
+async function expireLocked(ctx: DomainContext, address: string): Promise<number> {
+  const { Inbox, HeldSender } = ctx.store.models;
+  const { holdDays } = ctx.config;
+  const now = ctx.now();
+  const cutoff = now.getTime() - holdDays * DAY;
+  const open = await openHeldMail(ctx, address);
+  const old = open.entries.filter(({ item }) => item.state === 'held' && new Date(item.receivedAt).getTime() <= cutoff);
+  if (!old.length) {
+    await HeldSender.updateOne({ _id: address }, { $max: { settled: open.settledThrough } });
+    return 0;
+  }
+  // The notice first, then the states: a run that stops in between finds the same mails held and
+  // the notice (keyed by the oldest of them) queued already.
+  const told = await noticeExpiry(ctx, address, old);
+  const note = `held for ${holdDays} days, nobody signed in: not ticketed`;
+  for (const { item } of old) await Inbox.updateOne({ _id: item._id }, { $set: { state: 'expired', note } });
+  const allSettled = open.entries.every((e) => old.includes(e));
+  const highest = Math.max(open.settledThrough, ...open.entries.map((e) => e.slot.n));
+  await HeldSender.updateOne(
+    { _id: address },
+    { $set: { expiredAt: now, ...(told ? { lastNoticeAt: now } : {}) }, $max: { settled: allSettled ? highest : open.settledThrough } },
+  );
+  ctx.log.info({ address, mails: old.length, notice: told }, 'held mail expired');
+  return old.length;
+}
+
+/** The last notice to a sender whose held mail expired; none for automated mail (loop rules). */
+async function noticeExpiry(ctx: DomainContext, address: string, old: OpenEntry[]): Promise<boolean> {
+  const fromPeople = old.filter(({ slot }) => !slot.automated);
+  if (!fromPeople.length || ctx.own.has(address)) return false;
+  const key = `held-expired:${address}:${old[0]!.item._id}`;
+  if (!(await isQueued(ctx.store, key)) && !(await withinRateLimit(ctx, `held-expired:${address}`, 1, HELD_ANSWER_WINDOW_MS))) return false;
+  const subjects = fromPeople.map(({ slot }) => slot.subject || '(no subject)');
+  await sendNotice(ctx, {
+    key,
+    kind: 'held-expired',
+    template: 'held-expired',
+    to: address,
+    subject: `Not turned into a ticket: ${subjects[0]}`,
+    autoSubmitted: 'auto-generated',
+    inReplyTo: fromPeople[0]!.slot.messageId,
+    view: { subjects, holdDays: ctx.config.holdDays },
+  });
+  return true;
+}
