@@ -166,3 +166,17 @@ test.serial('a buffered queue entry deferred after the scan is not claimed befor
   await deferWork(InboxQueue, other._id, new Date(t0.getTime() + 60_000));
   t.is(await claim(), null);
 });
+
+test.serial('the same message created concurrently from several connections is one ticket and takes one number', async (t) => {
+  const config = loadConfig({ LOG_LEVEL: 'silent' });
+  const conns = await connections(3);
+  const ctxs = conns.map((store) => createDomainContext({ store, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) }));
+  const before = await conns[0]!.models.TicketNumber.countDocuments({});
+  const results = await Promise.all(
+    Array.from({ length: 6 }, (_, i) => createTicket(ctxs[i % 3]!, { originKey: 'mid:<same@x>', subject: 'same', requester: { address: 'same@x.org', name: '' }, participants: [], su: 'first-line' })),
+  );
+  t.is(new Set(results.map((r) => String(r.ticket._id))).size, 1);
+  t.is(results.filter((r) => r.created).length, 1);
+  t.is(new Set(results.map((r) => r.ticket.number)).size, 1);
+  t.is(await conns[0]!.models.TicketNumber.countDocuments({}), before + 1, 'no number was reserved in vain');
+});

@@ -23,6 +23,9 @@ export interface NewTicket {
   rootMessageId?: string | null;
 }
 
+/** How long a ticket creation may hold its lock before another run may take over. */
+const CREATE_LOCK_MS = 30_000;
+
 /** The next number each store will try first (per process; a collision moves it on). */
 const nextNumberGuess = new WeakMap<object, number>();
 
@@ -62,31 +65,53 @@ async function reserveTicketNumber(ctx: DomainContext, ticketId: Types.ObjectId)
  * from its originKey, so a re-run after a crash finds it by _id and no duplicate can appear.
  */
 export async function createTicket(ctx: DomainContext, input: NewTicket): Promise<{ ticket: Ticket; created: boolean }> {
-  const { Ticket } = ctx.store.models;
+  const { Ticket, Lock } = ctx.store.models;
   const _id = idFor('ticket', input.originKey);
   const existing = await Ticket.findById(_id).lean<Ticket>();
   if (existing) return { ticket: existing, created: false };
-  const number = await reserveTicketNumber(ctx, _id);
-  try {
-    const doc = await Ticket.create({
-      ...input,
-      _id,
-      number,
-      state: 'new',
-      referredTicket: input.referredTicket ?? null,
-      rootMessageId: input.rootMessageId ?? null,
-      requesterTip: input.rootMessageId ?? null,
-    });
-    ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
-    const ticket = doc.toObject() as Ticket;
-    await recordInTicketList(ctx, ticket);
-    return { ticket, created: true };
-  } catch (err) {
-    if (!isDuplicateKeyError(err)) throw err;
-    // Created by a concurrent run of the same message (its number reservation stays unused).
+  // Two runs of one message at once (a duplicate delivery) must not both reserve a number:
+  // the one that inserts the creation lock creates the ticket, the other waits for it. A lock
+  // left by a crashed run lapses after CREATE_LOCK_MS and a re-run takes over.
+  const lockId = `create-ticket:${String(_id)}`;
+  for (;;) {
+    try {
+      await Lock.collection.insertOne({ _id: lockId, owner: 'createTicket', expiresAt: new Date(ctx.now().getTime() + CREATE_LOCK_MS) } as never);
+      break;
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+    }
+    const lock = await Lock.findById(lockId).lean<{ expiresAt: Date }>();
     const ticket = await Ticket.findById(_id).lean<Ticket>();
-    if (!ticket) throw err;
-    return { ticket, created: false };
+    if (ticket) return { ticket, created: false };
+    if (lock && lock.expiresAt < ctx.now()) await Lock.deleteOne({ _id: lockId });
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  try {
+    const again = await Ticket.findById(_id).lean<Ticket>();
+    if (again) return { ticket: again, created: false };
+    const number = await reserveTicketNumber(ctx, _id);
+    try {
+      const doc = await Ticket.create({
+        ...input,
+        _id,
+        number,
+        state: 'new',
+        referredTicket: input.referredTicket ?? null,
+        rootMessageId: input.rootMessageId ?? null,
+        requesterTip: input.rootMessageId ?? null,
+      });
+      ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
+      const ticket = doc.toObject() as Ticket;
+      await recordInTicketList(ctx, ticket);
+      return { ticket, created: true };
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      const ticket = await Ticket.findById(_id).lean<Ticket>();
+      if (!ticket) throw err;
+      return { ticket, created: false };
+    }
+  } finally {
+    await Lock.deleteOne({ _id: lockId });
   }
 }
 

@@ -17,7 +17,7 @@ export function banner(hg: Helpgate): string {
       ? [
           `  Sign-in       dev LS AAI stand-in, issuer ${hg.devAai.issuer} (set OIDC_ISSUER for the real LS AAI)`,
           '  Test users (username / password):',
-          ...hg.devAai.users.map((u) => `      ${u.username.padEnd(12)} ${u.password.padEnd(20)} ${u.description ?? u.email}`),
+          ...hg.devAai.users.map((u) => `      ${u.username.padEnd(12)} ${u.password.padEnd(20)} ${u.about}`),
         ]
       : [`  Sign-in       ${c.oidc.issuer}`]),
     `  Public URL    ${c.publicUrl}  (ticket links in mail)`,

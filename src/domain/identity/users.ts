@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { PortalUser } from '../../db/models/identity.ts';
 import { ConfigError, InvalidInputError, isDuplicateKeyError, NotFoundError } from '../../errors/errors.ts';
@@ -131,7 +131,14 @@ const aupCache = new Map<string, Aup>();
  */
 export function currentAup(ctx: DomainContext): Aup {
   const file = ctx.config.aupFile;
-  const cached = aupCache.get(file);
+  // Keyed by modification time too: a new version put in place is asked for without a restart.
+  let key: string;
+  try {
+    key = `${file}@${statSync(file).mtimeMs}`;
+  } catch (err) {
+    throw new ConfigError('AUP_FILE', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  const cached = aupCache.get(key);
   if (cached) return cached;
   let content: string;
   try {
@@ -154,7 +161,7 @@ export function currentAup(ctx: DomainContext): Aup {
     title: typeof fields.title === 'string' && fields.title.trim() ? fields.title.trim() : 'Acceptable Use Policy',
     text: m![2]!.trim(),
   };
-  aupCache.set(file, aup);
+  aupCache.set(key, aup);
   return aup;
 }
 

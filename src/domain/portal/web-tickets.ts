@@ -1,5 +1,8 @@
 import type { Article, ArticleAttachment } from '../../db/models/article.ts';
 import { PRIORITIES, type Priority, type Ticket } from '../../db/models/ticket.ts';
+
+export { PRIORITIES };
+export type { Article };
 import { HelpgateError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
 import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';

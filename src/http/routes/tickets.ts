@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import Router from '@koa/router';
-import type { Article } from '../../db/models/article.ts';
-import { PRIORITIES } from '../../db/models/ticket.ts';
 import { withinRateLimit } from '../../domain/rate-limit.ts';
 import { listOwnTickets } from '../../domain/ticket-list.ts';
-import { attachmentForViewer, FormError, openTicketFromWeb, replyFromWeb, setStateByRequester, ticketPage, type Upload } from '../../domain/portal/web-tickets.ts';
+import { attachmentForViewer, FormError, PRIORITIES, type Article, openTicketFromWeb, replyFromWeb, setStateByRequester, ticketPage, type Upload } from '../../domain/portal/web-tickets.ts';
 import { sanitizeMailHtml } from '../render/sanitize-mail.ts';
 import { field, render, type Portal, type PortalContext, type PortalState } from '../context.ts';
 
