@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,21 +28,30 @@ test.after.always(async () => {
 });
 
 /** Signs in through the real dev LS AAI: chooser → LifeScienceHostel → login → allow. Stops at helpgate's consent page or home. */
-async function signIn(page: Page, username: string, shots?: { t: string }): Promise<void> {
+async function signIn(page: Page, username: string, shots?: { t: string; violations: object[] }): Promise<void> {
   await page.goto(base);
   await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
   await page.getByRole('heading', { name: 'Choose your Identity Provider' }).waitFor();
-  if (shots) await screenshot(page, shots.t, 'chooser');
+  if (shots) {
+    await screenshot(page, shots.t, 'chooser');
+    shots.violations.push(...(await checkAccessibility(page)).map((v) => ({ ...v, page: 'chooser' })));
+  }
   await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
   await page.getByLabel('Search for your institution').press('Enter');
   await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(`${username}-pass`);
-  if (shots) await screenshot(page, shots.t, 'login');
+  if (shots) {
+    await screenshot(page, shots.t, 'login');
+    shots.violations.push(...(await checkAccessibility(page)).map((v) => ({ ...v, page: 'login' })));
+  }
   await page.getByRole('button', { name: 'Sign in' }).click();
   const allow = page.getByRole('button', { name: 'Allow' });
   if (await allow.isVisible().catch(() => false)) {
-    if (shots) await screenshot(page, shots.t, 'provider-consent');
+    if (shots) {
+      await screenshot(page, shots.t, 'provider-consent');
+      shots.violations.push(...(await checkAccessibility(page)).map((v) => ({ ...v, page: 'provider consent' })));
+    }
     await allow.click();
   }
   await page.waitForURL((u) => u.origin === base);
@@ -55,11 +65,12 @@ async function newPage(): Promise<Page> {
 
 test.serial('the whole walk: sign in, consent, new ticket with a missing field, acknowledgement, mail and web replies, sign out', async (t) => {
   const page = await newPage();
-  const shots = { t: 'walk' };
+  const shots = { t: 'walk', violations: [] as object[] };
   await page.goto(base);
   await screenshot(page, shots.t, 'signed-out');
   t.deepEqual(await checkAccessibility(page), [], 'start page');
   await signIn(page, 'researcher', shots);
+  t.deepEqual(shots.violations, [], 'the dev LS AAI pages');
 
   await page.getByRole('heading', { name: 'Confirm your information' }).waitFor();
   t.true((await page.textContent('main'))!.includes('researcher@university.example'));
@@ -198,8 +209,18 @@ test.serial('held mail from an unbound sender becomes a ticket once its sign-in 
   t.truthy(ticket.ownerSub);
   await page.goto(base);
   t.true((await page.textContent('main'))!.includes('Held question'));
-  // The link works once.
+  // The link works once: used again, it binds nothing and says so.
   await page.goto(link);
+  const allowAgain = page.getByRole('button', { name: 'Allow' });
+  await page.waitForURL((u) => u.origin === base || u.pathname.includes('/interaction/'));
+  if (await allowAgain.isVisible().catch(() => false)) await allowAgain.click();
+  const signInAgain = page.getByLabel('Username');
+  if (await signInAgain.isVisible().catch(() => false)) {
+    await signInAgain.fill('tst-agent');
+    await page.getByLabel('Password').fill('tst-agent-pass');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+  await page.getByText('could not be used (used)').waitFor();
   await page.close();
 });
 
@@ -232,5 +253,86 @@ test.serial('security: another person sees none of the first one’s tickets, fo
   const forged = await page.goto(`${base}/auth/callback?code=forged&state=forged`);
   t.is(forged!.status(), 400);
   t.true((await page.textContent('main'))!.includes('Sign-in'));
+  await page.close();
+});
+
+test.serial('address confirmation: the link binds once; used again or expired it is refused', async (t) => {
+  const page = await newPage();
+  await signIn(page, 'researcher');
+  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
+  await page.goto(`${base}/account`);
+  await page.getByLabel('Add a mail address').fill('rita.second@example.org');
+  await page.getByRole('button', { name: 'Send confirmation link' }).click();
+  await page.getByText('We sent a confirmation link to rita.second@example.org').waitFor();
+  const mail = await h.relay.waitFor((m) => m.envelope.rcptTo.includes('rita.second@example.org'), 'the confirmation link');
+  const link = /(http:\/\/\S+\/account\/addresses\/confirm\?token=[A-Za-z0-9_-]+)/.exec(mail.parsed.text)![1]!;
+  await page.goto(link);
+  await page.getByText('rita.second@example.org is now linked to your identity.').waitFor();
+  await screenshot(page, 'confirm', 'bound');
+  const again = await page.goto(link);
+  t.is(again!.status(), 410);
+  t.true((await page.textContent('main'))!.includes('already used'));
+  t.deepEqual(await checkAccessibility(page), [], 'error page');
+
+  // A second address whose link has expired.
+  await page.goto(`${base}/account`);
+  await page.getByLabel('Add a mail address').fill('rita.third@example.org');
+  await page.getByRole('button', { name: 'Send confirmation link' }).click();
+  const third = await h.relay.waitFor((m) => m.envelope.rcptTo.includes('rita.third@example.org'), 'the second confirmation link');
+  const thirdLink = /(http:\/\/\S+\/account\/addresses\/confirm\?token=[A-Za-z0-9_-]+)/.exec(third.parsed.text)![1]!;
+  await h.hg.store.models.MailToken.updateMany({ address: 'rita.third@example.org' }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+  const expired = await page.goto(thirdLink);
+  t.is(expired!.status(), 410);
+  t.true((await page.textContent('main'))!.includes('expired'));
+  await page.goto(`${base}/account`);
+  const addresses = await page.locator('ul.addresses').textContent();
+  t.true(addresses!.includes('rita.second@example.org'));
+  t.false(addresses!.includes('rita.third@example.org'));
+  await page.close();
+});
+
+test.serial('sign-in: a forged state, a replayed callback and a wrong nonce are refused', async (t) => {
+  const callbacks: string[] = [];
+  const page = await newPage();
+  page.on('request', (r) => {
+    if (r.url().startsWith(`${base}/auth/callback`)) callbacks.push(r.url());
+  });
+  await signIn(page, 'fl-agent');
+  await page.getByRole('button', { name: 'YES, Continue' }).click();
+  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
+  // The same callback again (code and state already used): refused, never a stack trace.
+  const replay = await page.goto(callbacks[0]!);
+  t.is(replay!.status(), 400);
+  t.true((await page.textContent('main'))!.includes('Sign-in expired'));
+  t.false((await page.content()).includes('    at '), 'no stack trace');
+
+  // A sign-in in flight, answered with a state that is not the one sent.
+  const other = await newPage();
+  await other.goto(`${base}/auth/login`);
+  await other.getByRole('heading', { name: 'Choose your Identity Provider' }).waitFor();
+  const forged = await other.goto(`${base}/auth/callback?code=abc&state=forged-state`);
+  t.is(forged!.status(), 400);
+  t.true((await other.textContent('main'))!.includes('Sign-in failed'));
+
+  // A sign-in whose nonce in the session does not match the one in the id token.
+  await other.goto(`${base}/auth/login`);
+  await other.getByRole('heading', { name: 'Choose your Identity Provider' }).waitFor();
+  const cookie = (await other.context().cookies(base)).find((c) => c.name === 'hg_session')!.value;
+  const sessionId = createHash('sha256').update(cookie).digest('hex');
+  await h.hg.store.models.Session.updateOne({ _id: sessionId }, { $set: { 'data.login.nonce': 'not-the-nonce' } });
+  await other.getByRole('button', { name: 'LifeScienceHostel' }).first().click();
+  await other.getByLabel('Username').fill('fl-agent');
+  await other.getByLabel('Password').fill('fl-agent-pass');
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  const allow = other.getByRole('button', { name: 'Allow' });
+  await other.waitForURL((u) => u.origin === base || u.pathname.includes('/interaction/'));
+  if (await allow.isVisible().catch(() => false)) await allow.click();
+  await other.waitForURL((u) => u.origin === base);
+  t.true((await other.textContent('main'))!.includes('Sign-in failed'));
+  await screenshot(other, 'refused', 'wrong-nonce');
+  const home = await other.goto(`${base}/tickets/new`);
+  t.not(new URL(other.url()).origin, base, 'not signed in after a refused sign-in');
+  t.truthy(home);
+  await other.close();
   await page.close();
 });

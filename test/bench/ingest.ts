@@ -293,6 +293,8 @@ async function main(): Promise<void> {
       HELPGATE_DATA_DIR: path.join(workDir, 'data'),
       SMTP_HOST: '127.0.0.1',
       SMTP_PORT: '0',
+      // Every mail is to become a ticket: an open helpdesk, not the hold-until-sign-in rule.
+      UNBOUND_SENDERS: 'accept',
       OUTBOUND_SMTP_URL: `smtp://127.0.0.1:${relay.port}`,
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
       ...(process.env.INGEST_CONCURRENCY ? { INGEST_CONCURRENCY: process.env.INGEST_CONCURRENCY } : {}),
@@ -300,7 +302,7 @@ async function main(): Promise<void> {
     // Always counted (cheap); the per-command table is printed with --profile.
     const profile = DbProfile.install();
     const startedDb = nowMs();
-    const hg = await startHelpgate(config, { log: createLogger(config.logLevel) });
+    const hg = await startHelpgate(config, { log: createLogger(config.logLevel), portal: false });
     cleanups.push(() => hg.stop());
     const engine = await engineDescription(hg);
     process.stdout.write(`(b) helpgate pipeline: ${engine}, started in ${((nowMs() - startedDb) / 1000).toFixed(1)} s, INGEST_CONCURRENCY=${config.ingest.concurrency} …\n`);
