@@ -3,7 +3,7 @@ import { claimNext, deferWork, finishWork, queueWork, SlotLocks, type QueueEntry
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { createDomainContext } from '../src/domain/context.ts';
-import { createTicket, findTicketByNumber } from '../src/domain/tickets.ts';
+import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../src/domain/tickets.ts';
 import { loadConfig, projectRoot } from '../src/config/load.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { MailComposer } from '../src/mail/send/compose.ts';
@@ -179,4 +179,20 @@ test.serial('the same message created concurrently from several connections is o
   t.is(results.filter((r) => r.created).length, 1);
   t.is(new Set(results.map((r) => r.ticket.number)).size, 1);
   t.is(await conns[0]!.models.TicketNumber.countDocuments({}), before + 1, 'no number was reserved in vain');
+});
+
+test.serial('articles added at once from several connections are all on the ticket, each once, oldest first', async (t) => {
+  const config = loadConfig({ LOG_LEVEL: 'silent' });
+  const conns = await connections(3);
+  const ctxs = conns.map((store) => createDomainContext({ store, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) }));
+  const { ticket } = await createTicket(ctxs[0]!, { originKey: 'mid:<slots@x>', subject: 'slots', requester: { address: 's@x.org', name: '' }, participants: [], su: 'first-line' });
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) => addArticle(ctxs[i % 3]!, ticket, { key: `mid:<slot-${i}@x>`, direction: 'in', authorRole: 'requester', text: `article ${i}` })),
+  );
+  // A re-run of one of them adds nothing.
+  await addArticle(ctxs[1]!, ticket, { key: 'mid:<slot-3@x>', direction: 'in', authorRole: 'requester', text: 'article 3' });
+  const articles = await ticketArticles(ctxs[2]!, ticket._id);
+  t.deepEqual(articles.map((a) => a.text).sort(), Array.from({ length: 20 }, (_, i) => `article ${i}`).sort());
+  const times = articles.map((a) => new Date(a.createdAt).getTime());
+  t.deepEqual(times, [...times].sort((x, y) => x - y), 'oldest first');
 });

@@ -5,7 +5,7 @@ import { articleModel } from './models/article.ts';
 import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
-import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
+import { articleRefModel, blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
 
@@ -22,6 +22,7 @@ function buildModels(conn: Connection) {
     InboxQueue: queueModel(conn, 'InboxQueue'),
     OutboxQueue: queueModel(conn, 'OutboxQueue'),
     TicketNumber: ticketNumberModel(conn),
+    ArticleRef: articleRefModel(conn),
     Ticket: ticketModel(conn),
     Article: articleModel(conn),
     Outbox: outboxModel(conn),

@@ -125,14 +125,32 @@ export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Part
   const _id = idFor('article', input.key);
   try {
     const doc = await Article.create({ ...input, _id, ticketId: ticket._id, ticketNumber: ticket.number });
-    const fresh = await Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { updatedAt: ctx.now() } }, { returnDocument: 'after' }).lean<Ticket>();
+    const slot = await takeArticleSlot(ctx, ticket, _id);
+    const fresh = await Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { updatedAt: ctx.now(), articleCount: slot } }, { returnDocument: 'after' }).lean<Ticket>();
     if (fresh) await recordInTicketList(ctx, fresh, `${input.subject ?? ''} ${input.text ?? ''}`);
-    return { article: doc.toObject() as Article, created: true };
+    return { article: { ...(doc.toObject() as Article), slot }, created: true };
   } catch (err) {
     if (!isDuplicateKeyError(err)) throw err;
     const article = await Article.findById(_id).lean<Article>();
     if (!article) throw err;
+    // A crash between the article and its slot: the re-run gives it one.
+    if (article.slot === null || article.slot === undefined) article.slot = await takeArticleSlot(ctx, ticket, _id);
     return { article, created: false };
+  }
+}
+
+/** Puts an article in its ticket's order: the first free slot from the ticket's hint on. */
+async function takeArticleSlot(ctx: DomainContext, ticket: Pick<Ticket, '_id'>, articleId: Types.ObjectId): Promise<number> {
+  const { ArticleRef, Article, Ticket } = ctx.store.models;
+  const hint = (await Ticket.findById(ticket._id, { articleCount: 1 }).lean<{ articleCount?: number }>())?.articleCount ?? 0;
+  for (let n = Math.max(1, hint + 1); ; n++) {
+    try {
+      await ArticleRef.collection.insertOne({ _id: `${String(ticket._id)}#${n}`, articleId } as never);
+      await Article.updateOne({ _id: articleId }, { $set: { slot: n } });
+      return n;
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+    }
   }
 }
 
@@ -166,6 +184,21 @@ export async function listTickets(ctx: DomainContext, opts: { limit?: number } =
   return ctx.store.models.Ticket.find({}).sort({ updatedAt: -1 }).limit(opts.limit ?? 100).lean<Ticket[]>();
 }
 
+/**
+ * A ticket's articles, oldest first, read through their slots: batches of look-ups by _id,
+ * until the first free slot.
+ */
 export async function ticketArticles(ctx: DomainContext, ticketId: Types.ObjectId): Promise<Article[]> {
-  return ctx.store.models.Article.find({ ticketId }).sort({ createdAt: 1, _id: 1 }).lean<Article[]>();
+  const { ArticleRef, Article } = ctx.store.models;
+  const ids: string[] = [];
+  const BATCH = 16;
+  for (let start = 1; ; start += BATCH) {
+    const refs = await Promise.all(Array.from({ length: BATCH }, (_, i) => ArticleRef.findById(`${String(ticketId)}#${start + i}`).lean<{ articleId: Types.ObjectId }>()));
+    const end = refs.findIndex((r) => !r);
+    for (const r of end < 0 ? refs : refs.slice(0, end)) ids.push(String(r!.articleId));
+    if (end >= 0) break;
+  }
+  const unique = [...new Set(ids)];
+  const articles = (await Promise.all(unique.map((id) => Article.findById(id).lean<Article>()))).filter((a): a is Article => !!a);
+  return articles.sort((a, b) => new Date(a.createdAt).getTime() - new Date(b.createdAt).getTime() || String(a._id).localeCompare(String(b._id)));
 }

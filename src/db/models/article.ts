@@ -44,6 +44,8 @@ export const articleSchema = new Schema(
     /** Why no automatic mail was sent for this article (loop protection), if so. */
     automated: { type: String, default: null },
     authorSub: { type: String, default: null },
+    /** Its slot n in the ticket's article order (articlerefs "<ticketId>#<n>"); null until taken. */
+    slot: { type: Number, default: null },
     inboxId: { type: Schema.Types.ObjectId, default: null },
     rawSha256: { type: String, default: null },
   },
@@ -88,6 +90,7 @@ export interface Article {
   authResults: string | null;
   automated: string | null;
   authorSub: string | null;
+  slot: number | null;
   inboxId: Types.ObjectId | null;
   rawSha256: string | null;
   createdAt: Date;

@@ -54,10 +54,21 @@ export const queueEntrySchema = new Schema(
 );
 queueEntrySchema.index({ due: 1 });
 
+/**
+ * The articles of a ticket in order: _id "<ticketId>#<n>", n = 1, 2, … A slot is taken by
+ * inserting it, so concurrent writers never share one, and a ticket's page reads its articles
+ * by _id (FerretDB 1.24 would decode every article of every ticket for `{ticketId}`).
+ */
+export const articleRefSchema = new Schema(
+  { _id: { type: String, required: true }, articleId: { type: Schema.Types.ObjectId, required: true } },
+  { collection: 'articlerefs', versionKey: false },
+);
+
 export const threadIdModel = (conn: Connection) => conn.model('ThreadId', threadIdSchema);
 export const lockModel = (conn: Connection) => conn.model('Lock', lockSchema);
 export const rateWindowModel = (conn: Connection) => conn.model('RateWindow', rateWindowSchema);
 export const blobChunkModel = (conn: Connection) => conn.model('BlobChunk', blobChunkSchema);
+export const articleRefModel = (conn: Connection) => conn.model('ArticleRef', articleRefSchema);
 export const ticketNumberModel = (conn: Connection) => conn.model('TicketNumber', ticketNumberSchema);
 export const queueModel = (conn: Connection, name: 'InboxQueue' | 'OutboxQueue') =>
   conn.model(name, queueEntrySchema.clone().set('collection', name.toLowerCase()));
