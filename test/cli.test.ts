@@ -64,6 +64,8 @@ test('ingest stores a mail (exit 0) and a helpgate on that database turns it int
   const ack = await ackTo(h, 'pia@uni-pipe.example');
   t.is(ack.parsed.subject, '[CIE#100001] Cannot open the federated search');
   t.is(ack.parsed.inReplyTo, '<new-request.pia@uni-pipe.example>');
+  // The acknowledgement can be out before the worker has marked the item done.
+  await h.settle();
   const [item] = await h.inbox();
   t.like(item, { source: 'pipe', state: 'done', ticketNumber: 100001, rawSha256: sha256(raw) });
   // Without -f and recipients the message is taken as mail to the helpdesk from an unknown envelope sender.

@@ -116,14 +116,17 @@ test.serial('the whole walk: sign in, consent, new ticket with a missing field, 
   await page.getByLabel('Your reply').fill('Here is the log file you may need.');
   await page.getByRole('button', { name: 'Send reply' }).click();
   await page.getByText('Your reply was added and mailed.').waitFor();
+  await screenshot(page, shots.t, 'web-reply');
   const toUnit = await h.relay.waitFor((m) => m.envelope.rcptTo.includes(FIRST_LINE[0]!) && m.parsed.text.includes('Here is the log file you may need.'), 'the web reply at First Line');
   t.true(toUnit.parsed.subject.includes(`[CIE#${number}]`));
 
   // The list shows it; search finds it by text.
   await page.goto(`${base}/?q=e42`);
   t.true((await page.textContent('table.tickets'))!.includes(`CIE#${number}`));
-
+  await screenshot(page, shots.t, 'search');
   await page.locator('summary').click();
+  await screenshot(page, shots.t, 'menu');
+
   await page.getByRole('button', { name: 'Sign out' }).click();
   // RP-initiated logout at the provider, then back to the start page.
   const confirm = page.getByRole('button', { name: /sign me out/i });

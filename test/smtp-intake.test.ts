@@ -161,7 +161,7 @@ test('while the database is down mail gets 451 4.3.0; the retry after it is back
         return null;
       }
     },
-    { what: 'the retry to be accepted', timeoutMs: 60_000, intervalMs: 250 },
+    { what: 'the retry to be accepted', timeoutMs: 90_000, intervalMs: 250 },
   );
   t.regex(accepted, /^250 /);
   t.true(failures.every((f) => /^4\d\d /.test(f)), failures.join('\n'));
