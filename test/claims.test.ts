@@ -191,7 +191,7 @@ test.serial('articles added at once from several connections are all on the tick
   );
   // A re-run of one of them adds nothing.
   await addArticle(ctxs[1]!, ticket, { key: 'mid:<slot-3@x>', direction: 'in', authorRole: 'requester', text: 'article 3' });
-  const articles = await ticketArticles(ctxs[2]!, ticket._id);
+  const articles = await ticketArticles(ctxs[2]!, { _id: ticket._id });
   t.deepEqual(articles.map((a) => a.text).sort(), Array.from({ length: 20 }, (_, i) => `article ${i}`).sort());
   const times = articles.map((a) => new Date(a.createdAt).getTime());
   t.deepEqual(times, [...times].sort((x, y) => x - y), 'oldest first');

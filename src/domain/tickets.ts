@@ -185,18 +185,25 @@ export async function listTickets(ctx: DomainContext, opts: { limit?: number } =
 }
 
 /**
- * A ticket's articles, oldest first, read through their slots: batches of look-ups by _id,
- * until the first free slot.
+ * A ticket's articles, oldest first, read through their slots by _id: the slots the ticket
+ * knows of (its articleCount) in parallel batches, then one by one until the first free slot
+ * (a slot taken after the count was written). A free slot is the costly look-up on FerretDB
+ * (it reads the whole table), so there is normally just one.
  */
-export async function ticketArticles(ctx: DomainContext, ticketId: Types.ObjectId): Promise<Article[]> {
+export async function ticketArticles(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'articleCount'>): Promise<Article[]> {
   const { ArticleRef, Article } = ctx.store.models;
+  const ticketId = ticket._id;
+  const ref = (n: number) => ArticleRef.findById(`${String(ticketId)}#${n}`).lean<{ articleId: Types.ObjectId }>();
   const ids: string[] = [];
-  const BATCH = 16;
-  for (let start = 1; ; start += BATCH) {
-    const refs = await Promise.all(Array.from({ length: BATCH }, (_, i) => ArticleRef.findById(`${String(ticketId)}#${start + i}`).lean<{ articleId: Types.ObjectId }>()));
-    const end = refs.findIndex((r) => !r);
-    for (const r of end < 0 ? refs : refs.slice(0, end)) ids.push(String(r!.articleId));
-    if (end >= 0) break;
+  const known = ticket.articleCount ?? 0;
+  for (let start = 1; start <= known; start += 8) {
+    const refs = await Promise.all(Array.from({ length: Math.min(8, known - start + 1) }, (_, i) => ref(start + i)));
+    for (const r of refs) if (r) ids.push(String(r.articleId));
+  }
+  for (let n = known + 1; ; n++) {
+    const r = await ref(n);
+    if (!r) break;
+    ids.push(String(r.articleId));
   }
   const unique = [...new Set(ids)];
   const articles = (await Promise.all(unique.map((id) => Article.findById(id).lean<Article>()))).filter((a): a is Article => !!a);

@@ -51,7 +51,7 @@ export async function ticketsCommand(args: string[], config: Config): Promise<nu
     return withSession(config, async ({ ctx }) => {
       const ticket = await findTicketByNumber(ctx, number);
       if (!ticket) throw new NotFoundError('ticket', number);
-      const articles = await ticketArticles(ctx, ticket._id);
+      const articles = await ticketArticles(ctx, ticket);
       if (json) {
         print({ ...ticket, articles });
         return 0;

@@ -122,7 +122,7 @@ export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: num
   if (!ticket) return null;
   // Showing a ticket refreshes its entry in the owner's list (a cache that may lag).
   await recordInTicketList(ctx, ticket);
-  return { ticket, articles: await ticketArticles(ctx, ticket._id), role: roleOn(viewer, ticket) };
+  return { ticket, articles: await ticketArticles(ctx, ticket), role: roleOn(viewer, ticket) };
 }
 
 /** A reply written on the portal: stored as an article and mailed exactly as a mail reply would be. */
