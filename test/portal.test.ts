@@ -206,6 +206,12 @@ test.serial('held mail from an unbound sender becomes a ticket once its sign-in 
   const allow = page.getByRole('button', { name: 'Allow' });
   if (await allow.isVisible().catch(() => false)) await allow.click();
   await page.getByRole('button', { name: 'YES, Continue' }).click();
+  // Nothing is linked without an explicit yes on helpgate's own page.
+  await page.getByRole('heading', { name: 'Link this mail address?' }).waitFor();
+  t.true((await page.textContent('main'))!.includes('fl-backup-personal@example.org'));
+  t.is(await h.hg.store.models.AddressBinding.countDocuments({ _id: 'fl-backup-personal@example.org' }), 0);
+  t.deepEqual(await checkAccessibility(page), [], 'link confirmation page');
+  await page.getByRole('button', { name: /^Link / }).click();
   await page.getByText('is now linked to your identity').waitFor();
   await screenshot(page, 'held', 'released');
   const ticket = await until(async () => (await h.tickets()).find((x) => x.subject === 'Held question'), { what: 'the released ticket' });
@@ -223,7 +229,7 @@ test.serial('held mail from an unbound sender becomes a ticket once its sign-in 
     await page.getByLabel('Password').fill('tst-agent-pass');
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
-  await page.getByText('could not be used (used)').waitFor();
+  await page.getByRole('heading', { name: 'This link cannot be used' }).waitFor();
   await page.close();
 });
 
@@ -253,6 +259,15 @@ test.serial('security: another person sees none of the first one’s tickets, fo
     t.is(noToken.status(), 403, `${url} without a CSRF token`);
   }
   t.false((await h.articles(owner.number)).some((a) => a.text.includes('intrusion')));
+  // A token of another byte length (multi-byte characters) is refused like any wrong one, not a 500.
+  const odd = await page.request.post(`${base}/tickets/${owner.number}/state`, { form: { action: 'solve', _csrf: 'é'.repeat(32) } });
+  t.is(odd.status(), 403);
+  // An upload from someone not signed in is refused before its body is read.
+  const anonymous = await fetch(`${base}/tickets`, { method: 'POST', body: (() => { const f = new FormData(); f.append('attachments', new Blob(['x'.repeat(1000)]), 'a.bin'); return f; })() });
+  t.is(anonymous.status, 403);
+  // The provider's error text is shown only for a sign-in this browser started.
+  await page.goto(`${base}/auth/callback?error=server_error&error_description=Call%20us%20at%20555`);
+  t.false((await page.textContent('main'))!.includes('Call us'));
   const forged = await page.goto(`${base}/auth/callback?code=forged&state=forged`);
   t.is(forged!.status(), 400);
   t.true((await page.textContent('main'))!.includes('Sign-in'));

@@ -3,7 +3,7 @@ import path from 'node:path';
 import os from 'node:os';
 import Koa from 'koa';
 import { koaBody } from 'koa-body';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import type { Config } from '../config/load.ts';
 import type { DomainContext } from '../domain/context.ts';
 import { errorMessage } from '../errors/errors.ts';
@@ -48,6 +48,8 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
   const portal: Portal = { domain: opts.domain, config, log, rp, pages: new PageRenderer(opts.templatesDir) };
   const app = new Koa<PortalState>();
   app.proxy = secure;
+  // Behind one TLS proxy: its X-Forwarded-For entry, not one a client made up.
+  app.maxIpsCount = 1;
   app.silent = true;
 
   app.use(securityHeaders(rp.issuerOrigin, secure));
@@ -91,6 +93,14 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
     ctx.body = { ok: true };
   });
   app.use(sessions(opts.domain, secure));
+  app.use(loadViewer(portal));
+  app.use(async (ctx, next) => {
+    if (ctx.state.viewer || OPEN.some((re) => re.test(ctx.path))) return next();
+    if (ctx.state.session.data.pendingClaims) return ctx.redirect('/consent');
+    if (ctx.method === 'GET') return ctx.redirect(`/auth/login?return=${encodeURIComponent(ctx.originalUrl)}`);
+    ctx.status = 403;
+    ctx.state.errorPage = { title: 'Sign in first', message: 'This needs you to be signed in.' };
+  });
   app.use(
     koaBody({
       multipart: true,
@@ -102,15 +112,16 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
       onError: (err, ctx) => ctx.throw(413, `The upload is too large or malformed: ${err.message}`),
     }),
   );
-  app.use(csrfProtection());
-  app.use(loadViewer(portal));
+  // Uploaded files are read by the routes that take them; whatever a request left behind goes.
   app.use(async (ctx, next) => {
-    if (ctx.state.viewer || OPEN.some((re) => re.test(ctx.path))) return next();
-    if (ctx.state.session.data.pendingClaims) return ctx.redirect('/consent');
-    if (ctx.method === 'GET') return ctx.redirect(`/auth/login?return=${encodeURIComponent(ctx.originalUrl)}`);
-    ctx.status = 403;
-    ctx.state.errorPage = { title: 'Sign in first', message: 'This needs you to be signed in.' };
+    try {
+      await next();
+    } finally {
+      const files = (ctx.request as { files?: Record<string, unknown> }).files ?? {};
+      for (const f of Object.values(files).flat() as { filepath?: string }[]) if (f?.filepath) await rm(f.filepath, { force: true });
+    }
   });
+  app.use(csrfProtection());
   for (const router of [authRoutes(portal), ticketRoutes(portal), accountRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
   return app;
 }

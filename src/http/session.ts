@@ -67,7 +67,9 @@ export function csrfProtection(): Koa.Middleware {
     const expected = session.data.csrf;
     const body = (ctx.request as { body?: Record<string, unknown> }).body ?? {};
     const given = typeof body._csrf === 'string' ? body._csrf : (ctx.get('x-csrf-token') ?? '');
-    if (!expected || !given || expected.length !== given.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(given))) {
+    const a = Buffer.from(expected ?? '');
+    const b = Buffer.from(given);
+    if (!expected || !given || a.length !== b.length || !timingSafeEqual(a, b)) {
       ctx.status = 403;
       ctx.state.errorPage = { title: 'This form has expired', message: 'The form was not sent from this session (or the session ended). Go back, reload the page and try again.' };
       return;

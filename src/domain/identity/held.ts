@@ -25,6 +25,13 @@ export type ReleaseResult = { ok: true; address: string; tickets: number[] } | {
  * to them (they proved they read its mail) and turns every mail held from it into tickets, in
  * the order the mails arrived. The link works once, also against two requests at once.
  */
+/** The address a sign-in link was sent to, while the link is still unused and valid; else null. */
+export async function signInLinkAddress(ctx: DomainContext, token: string): Promise<string | null> {
+  const doc = await findToken(ctx, token, 'sign-in-link');
+  if (!doc || doc.usedAt || doc.expiresAt <= ctx.now()) return null;
+  return doc.address;
+}
+
 export async function releaseHeldMail(ctx: DomainContext, sub: string, token: string): Promise<ReleaseResult> {
   const doc = await findToken(ctx, token, 'sign-in-link');
   if (!doc) return { ok: false, reason: 'unknown' };

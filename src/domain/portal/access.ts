@@ -31,8 +31,9 @@ export function maySee(ctx: DomainContext, viewer: Viewer, ticket: Ticket): bool
 }
 
 /** Agents act as the unit; everyone else who may see a ticket writes as the requester's side. */
-export function roleOn(viewer: Viewer, ticket: Ticket): 'agent' | 'requester' | 'participant' {
-  if (viewer.agent && ticket.ownerSub !== viewer.user._id && !viewer.addresses.includes(ticket.requester.address)) return 'agent';
+export function roleOn(ctx: DomainContext, viewer: Viewer, ticket: Ticket): 'agent' | 'requester' | 'participant' {
+  const ofItsUnits = viewer.units.includes(ticket.su) || viewer.units.includes(ctx.units.entryKey);
+  if (viewer.agent && ofItsUnits && ticket.ownerSub !== viewer.user._id && !viewer.addresses.includes(ticket.requester.address)) return 'agent';
   if (ticket.ownerSub === viewer.user._id || viewer.addresses.includes(ticket.requester.address)) return 'requester';
   return 'participant';
 }

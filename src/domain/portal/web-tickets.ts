@@ -75,7 +75,7 @@ export async function openTicketFromWeb(ctx: DomainContext, viewer: Viewer, inpu
   const form = validateNewTicket(ctx, input);
   const author = authorOf(viewer);
   if (!author.address) throw new FormError({ form: 'Your account has no confirmed mail address yet: add one under Account first.' });
-  const key = `web:${viewer.user._id}:${input.submission}`;
+  const key = `web:${viewer.user._id}:new:${input.submission}`;
   const { ticket } = await createTicket(ctx, {
     originKey: key,
     ownerSub: viewer.user._id,
@@ -122,7 +122,7 @@ export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: num
   if (!ticket) return null;
   // Showing a ticket refreshes its entry in the owner's list (a cache that may lag).
   await recordInTicketList(ctx, ticket);
-  return { ticket, articles: await ticketArticles(ctx, ticket), role: roleOn(viewer, ticket) };
+  return { ticket, articles: await ticketArticles(ctx, ticket), role: roleOn(ctx, viewer, ticket) };
 }
 
 /** A reply written on the portal: stored as an article and mailed exactly as a mail reply would be. */
@@ -135,10 +135,10 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
   if (text.length > 100_000) errors.text = 'A reply is at most 100,000 characters.';
   if (!SUBMISSION.test(input.submission)) errors.form = 'The form expired: please submit it again.';
   if (Object.keys(errors).length) throw new FormError(errors);
-  const role = roleOn(viewer, ticket);
+  const role = roleOn(ctx, viewer, ticket);
   const attachments = await storeUploads(ctx, input.attachments);
   const { article } = await addArticle(ctx, ticket, {
-    key: `web:${viewer.user._id}:${input.submission}`,
+    key: `web:${viewer.user._id}:${number}:reply:${input.submission}`,
     direction: 'in',
     authorRole: role,
     channel: 'web',
@@ -169,7 +169,7 @@ async function setState(ctx: DomainContext, ticket: Ticket, state: Ticket['state
 export async function setStateByRequester(ctx: DomainContext, viewer: Viewer, number: number, action: 'solve' | 'reopen'): Promise<Ticket | null> {
   const ticket = await ticketForViewer(ctx, viewer, number);
   if (!ticket) return null;
-  if (roleOn(viewer, ticket) !== 'requester') throw new FormError({ form: 'Only the requester can do this.' });
+  if (roleOn(ctx, viewer, ticket) !== 'requester') throw new FormError({ form: 'Only the requester can do this.' });
   if (action === 'solve' && ticket.state !== 'solved') return setState(ctx, ticket, 'solved');
   if (action === 'reopen' && ticket.state === 'solved') return setState(ctx, ticket, 'open');
   return ticket;

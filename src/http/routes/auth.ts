@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { currentAup, findUser, hasConsented, isAgent, isAuthorised, recordConsent, signIn, type IdentityClaims } from '../../domain/identity/users.ts';
-import { releaseHeldMail } from '../../domain/identity/held.ts';
+import { releaseHeldMail, signInLinkAddress } from '../../domain/identity/held.ts';
 import { viewerOf } from '../../domain/portal/access.ts';
 import { withinRateLimit } from '../../domain/rate-limit.ts';
 import { clientIp, field, render, type Portal, type PortalContext, type PortalState } from '../context.ts';
@@ -53,7 +53,11 @@ export function authRoutes(portal: Portal): Router<PortalState> {
         'error',
         {
           title: cancelled ? 'Sign-in cancelled' : 'Sign-in failed',
-          message: cancelled ? 'You did not allow helpgate to use your LS AAI identity, so you are not signed in.' : `The identity provider answered: ${String(ctx.query.error_description ?? providerError)}.`,
+          message: cancelled
+            ? 'You did not allow helpgate to use your LS AAI identity, so you are not signed in.'
+            : login
+              ? `The identity provider answered: ${String(ctx.query.error_description ?? providerError).slice(0, 200)}.`
+              : 'The identity provider refused the sign-in.',
           retry: true,
         },
         cancelled ? 403 : 400,
@@ -99,18 +103,40 @@ export function authRoutes(portal: Portal): Router<PortalState> {
     delete data.pendingClaims;
     const returnTo = data.returnTo ?? '/';
     delete data.returnTo;
-    if (data.claimToken) {
-      const released = await releaseHeldMail(domain, user._id, data.claimToken);
-      delete data.claimToken;
-      data.flash = released.ok
-        ? `${released.address} is now linked to your identity${released.tickets.length ? `; your mail became ticket ${released.tickets.map((n) => `${config.ticketPrefix}#${n}`).join(', ')}` : ''}.`
-        : released.reason === 'taken'
-          ? 'That mail address is already linked to another identity.'
-          : `The link from our mail could not be used (${released.reason}).`;
-    }
     log.info({ sub: user._id, agent: isAgent(domain, user) }, 'signed in');
-    ctx.redirect(returnTo);
+    // A sign-in link binds an address only on an explicit, CSRF-protected YES: a link someone
+    // else forwarded must not attach their mailbox to this identity unnoticed.
+    ctx.redirect(data.claimToken ? '/auth/claim/confirm' : returnTo);
   };
+
+  router.get('/auth/claim/confirm', async (ctx) => {
+    const data = ctx.state.session.data;
+    if (!ctx.state.viewer || !data.claimToken) return ctx.redirect('/');
+    const address = await signInLinkAddress(domain, data.claimToken);
+    if (!address) {
+      delete data.claimToken;
+      return render(portal, ctx, 'error', { title: 'This link cannot be used', message: 'The link from our mail was already used or has expired. Write to the helpdesk again if you still need help.' }, 410);
+    }
+    render(portal, ctx, 'claim', { address });
+  });
+
+  router.post('/auth/claim/confirm', async (ctx) => {
+    const data = ctx.state.session.data;
+    const token = data.claimToken;
+    delete data.claimToken;
+    if (!ctx.state.viewer || !token) return ctx.redirect('/');
+    if (field(ctx, 'decision') !== 'link') {
+      data.flash = 'Nothing was linked.';
+      return ctx.redirect('/');
+    }
+    const released = await releaseHeldMail(domain, ctx.state.viewer.user._id, token);
+    data.flash = released.ok
+      ? `${released.address} is now linked to your identity${released.tickets.length ? `; your mail became ticket ${released.tickets.map((n) => `${config.ticketPrefix}#${n}`).join(', ')}` : ''}.`
+      : released.reason === 'taken'
+        ? 'That mail address is already linked to another identity.'
+        : `The link from our mail could not be used (${released.reason}).`;
+    ctx.redirect('/');
+  });
 
   router.get('/consent', async (ctx) => {
     const claims = ctx.state.session.data.pendingClaims as unknown as IdentityClaims | undefined;

@@ -126,11 +126,13 @@ export function ticketRoutes(portal: Portal): Router<PortalState> {
     const index = /^\d{1,3}$/.test(ctx.params.index ?? '') ? Number(ctx.params.index) : -1;
     const found = number && index >= 0 ? await attachmentForViewer(domain, ctx.state.viewer!, number, String(ctx.params.article), index) : null;
     if (!found) return notFound(ctx);
-    const name = (found.meta.filename ?? 'attachment').replace(/[^\x20-\x7e]|["\\]/g, '_');
-    ctx.set('Content-Disposition', `attachment; filename="${name}"; filename*=UTF-8''${encodeURIComponent(found.meta.filename ?? 'attachment')}`);
+    const original = (found.meta.filename ?? 'attachment').replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+    const name = original.replace(/[^\x20-\x7e]|["\\]/g, '_');
+    ctx.set('Content-Disposition', `attachment; filename="${name}"; filename*=UTF-8''${encodeURIComponent(original)}`);
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Content-Security-Policy', "default-src 'none'; sandbox");
-    ctx.type = found.meta.contentType;
+    // A stored type that is not a plain media type (it came from a sender) is served as bytes.
+    ctx.type = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=("[^"\r\n]*"|[\w.+-]+))*$/.test(found.meta.contentType) ? found.meta.contentType : 'application/octet-stream';
     ctx.body = found.content;
   });
 
