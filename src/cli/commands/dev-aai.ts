@@ -3,6 +3,7 @@ import type { Config } from '../../config/load.ts';
 import { devAaiClientFor } from '../../dev-aai/client.ts';
 import { startDevAai, type DevAai } from '../../dev-aai/server.ts';
 import { createLogger } from '../../log/logger.ts';
+import { stopOnSignal } from '../until-signal.ts';
 
 /** Kept in the data folder, so a restart keeps issued tokens verifiable. */
 export function devAaiKeysFile(config: Config): string {
@@ -37,16 +38,6 @@ export async function devAaiCommand(_args: string[], config: Config): Promise<nu
     log,
   });
   process.stdout.write(`${devAaiBanner(aai, config)}\n`);
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      aai.stop().then(resolve, (err) => {
-        log.error({ err: String(err) }, 'error while stopping');
-        resolve();
-      });
-    };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-  });
+  await stopOnSignal(log, () => aai.stop());
   return 0;
 }

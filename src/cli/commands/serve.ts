@@ -1,6 +1,7 @@
 import type { Config } from '../../config/load.ts';
 import { createLogger } from '../../log/logger.ts';
 import { startHelpgate, type Helpgate } from '../../main.ts';
+import { stopOnSignal } from '../until-signal.ts';
 
 export function banner(hg: Helpgate): string {
   const c = hg.config;
@@ -37,16 +38,6 @@ export async function serveCommand(_args: string[], config: Config): Promise<num
   const log = createLogger(config.logLevel);
   const hg = await startHelpgate(config, { log });
   process.stdout.write(`${banner(hg)}\n`);
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      hg.stop().then(resolve, (err) => {
-        log.error({ err: String(err) }, 'error while stopping');
-        resolve();
-      });
-    };
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-  });
+  await stopOnSignal(log, () => hg.stop());
   return 0;
 }
