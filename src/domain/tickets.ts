@@ -139,11 +139,13 @@ export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Part
   }
 }
 
-/** Puts an article in its ticket's order: the first free slot from the ticket's hint on. */
-async function takeArticleSlot(ctx: DomainContext, ticket: Pick<Ticket, '_id'>, articleId: Types.ObjectId): Promise<number> {
-  const { ArticleRef, Article, Ticket } = ctx.store.models;
-  const hint = (await Ticket.findById(ticket._id, { articleCount: 1 }).lean<{ articleCount?: number }>())?.articleCount ?? 0;
-  for (let n = Math.max(1, hint + 1); ; n++) {
+/**
+ * Puts an article in its ticket's order: the first free slot after the count the caller's copy
+ * of the ticket knows (a stale copy only means a few more tries; a slot is taken by insert).
+ */
+async function takeArticleSlot(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'articleCount'>, articleId: Types.ObjectId): Promise<number> {
+  const { ArticleRef, Article } = ctx.store.models;
+  for (let n = (ticket.articleCount ?? 0) + 1; ; n++) {
     try {
       await ArticleRef.collection.insertOne({ _id: `${String(ticket._id)}#${n}`, articleId } as never);
       await Article.updateOne({ _id: articleId }, { $set: { slot: n } });
