@@ -4,6 +4,7 @@ import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { createDomainContext } from '../src/domain/context.ts';
 import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../src/domain/tickets.ts';
+import { idFor } from '../src/db/ids.ts';
 import { loadConfig, projectRoot } from '../src/config/load.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { MailComposer } from '../src/mail/send/compose.ts';
@@ -179,6 +180,25 @@ test.serial('the same message created concurrently from several connections is o
   t.is(results.filter((r) => r.created).length, 1);
   t.is(new Set(results.map((r) => r.ticket.number)).size, 1);
   t.is(await conns[0]!.models.TicketNumber.countDocuments({}), before + 1, 'no number was reserved in vain');
+});
+
+test.serial('a run killed after reserving its number leaves no gap: the re-run, in a fresh process, takes that number', async (t) => {
+  const config = loadConfig({ LOG_LEVEL: 'silent' });
+  const [first, restarted] = await connections(2);
+  const ctxOf = (store: Store) => createDomainContext({ store, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) });
+  const make = (ctx: ReturnType<typeof ctxOf>, n: string) => createTicket(ctx, { originKey: `mid:<${n}@killed>`, subject: n, requester: { address: 'k@x.org', name: '' }, participants: [], su: 'first-line' });
+  const { ticket: before } = await make(ctxOf(first!), 'before');
+  // What the killed run left behind: its creation lock and the reservation of the next number,
+  // but no ticket. Its lock has lapsed by the time the restarted process runs.
+  const killedId = idFor('ticket', 'mid:<killed@killed>');
+  await first!.models.TicketNumber.collection.insertOne({ _id: before.number + 1, ticketId: killedId } as never);
+  await first!.models.Lock.collection.insertOne({ _id: `create-ticket:${String(killedId)}`, owner: 'createTicket', expiresAt: new Date(Date.now() - 1000) } as never);
+  const { ticket: killed, created } = await make(ctxOf(restarted!), 'killed');
+  t.true(created);
+  t.is(killed.number, before.number + 1, 'the re-run takes the number its first run reserved');
+  const { ticket: after } = await make(ctxOf(restarted!), 'after');
+  t.is(after.number, before.number + 2);
+  t.is(await first!.models.Lock.countDocuments({ _id: `create-ticket:${String(killedId)}` }), 0, 'the lock is gone once the ticket exists');
 });
 
 test.serial('articles added at once from several connections are all on the ticket, each once, oldest first', async (t) => {

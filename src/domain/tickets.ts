@@ -73,6 +73,9 @@ export async function createTicket(ctx: DomainContext, input: NewTicket): Promis
   // the one that inserts the creation lock creates the ticket, the other waits for it. A lock
   // left by a crashed run lapses after CREATE_LOCK_MS and a re-run takes over.
   const lockId = `create-ticket:${String(_id)}`;
+  // Set when an earlier run of this creation left its lock behind (it crashed or failed):
+  // that run may have reserved a number already, and this run must reuse it, not leave a gap.
+  let earlierRun = false;
   for (;;) {
     try {
       await Lock.collection.insertOne({ _id: lockId, owner: 'createTicket', expiresAt: new Date(ctx.now().getTime() + CREATE_LOCK_MS) } as never);
@@ -83,13 +86,19 @@ export async function createTicket(ctx: DomainContext, input: NewTicket): Promis
     const lock = await Lock.findById(lockId).lean<{ expiresAt: Date }>();
     const ticket = await Ticket.findById(_id).lean<Ticket>();
     if (ticket) return { ticket, created: false };
-    if (lock && lock.expiresAt < ctx.now()) await Lock.deleteOne({ _id: lockId });
-    else await new Promise((resolve) => setTimeout(resolve, 50));
+    if (lock && lock.expiresAt < ctx.now()) {
+      earlierRun = true;
+      await Lock.deleteOne({ _id: lockId });
+    } else await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  let settled = false;
   try {
     const again = await Ticket.findById(_id).lean<Ticket>();
-    if (again) return { ticket: again, created: false };
-    const number = await reserveTicketNumber(ctx, _id);
+    if (again) {
+      settled = true;
+      return { ticket: again, created: false };
+    }
+    const number = (earlierRun ? await numberReservedFor(ctx, _id) : null) ?? (await reserveTicketNumber(ctx, _id));
     try {
       const doc = await Ticket.create({
         ...input,
@@ -103,16 +112,27 @@ export async function createTicket(ctx: DomainContext, input: NewTicket): Promis
       ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
       const ticket = doc.toObject() as Ticket;
       await recordInTicketList(ctx, ticket);
+      settled = true;
       return { ticket, created: true };
     } catch (err) {
       if (!isDuplicateKeyError(err)) throw err;
       const ticket = await Ticket.findById(_id).lean<Ticket>();
       if (!ticket) throw err;
+      settled = true;
       return { ticket, created: false };
     }
   } finally {
-    await Lock.deleteOne({ _id: lockId });
+    // A failed run leaves its lock, expired at once, so that the re-run knows to look for the
+    // number this run may have reserved. (If the database is gone, the lock lapses by itself.)
+    if (settled) await Lock.deleteOne({ _id: lockId });
+    else await Lock.updateOne({ _id: lockId }, { $set: { expiresAt: new Date(0) } }).catch(() => undefined);
   }
+}
+
+/** The number an earlier, interrupted run reserved for this ticket, if any. */
+async function numberReservedFor(ctx: DomainContext, ticketId: Types.ObjectId): Promise<number | null> {
+  const held = await ctx.store.models.TicketNumber.findOne({ ticketId }, { _id: 1 }).lean<{ _id: number }>();
+  return held?._id ?? null;
 }
 
 export type NewArticle = Omit<Article, '_id' | 'createdAt' | 'updatedAt' | 'ticketId' | 'ticketNumber'>;
