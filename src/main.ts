@@ -17,6 +17,8 @@ import { expireHeldMail } from './domain/identity/held.ts';
 import { sweepSessions } from './domain/portal/sessions.ts';
 import { PollLoop } from './jobs/poll-loop.ts';
 import { errorMessage } from './errors/errors.ts';
+import { runDueTimers, TIMER_BATCH, type TimerPass } from './domain/engine/timers.ts';
+import { randomBytes } from 'node:crypto';
 
 export interface Helpgate {
   readonly config: Config;
@@ -30,6 +32,8 @@ export interface Helpgate {
   readonly portal: RunningPortal | null;
   /** The dev LS AAI stand-in, when no OIDC_ISSUER is configured. */
   readonly devAai: DevAai | null;
+  /** The GGUS timers of this process: `runDue()` runs what is due now (as the loop does every TIMER_INTERVAL_SECONDS). */
+  readonly timers: { runDue(): Promise<TimerPass> };
   stop(): Promise<void>;
 }
 
@@ -119,6 +123,18 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     onError: (err) => log.error({ err: errorMessage(err) }, 'housekeeping failed'),
   });
   housekeeping.start();
+  // GGUS timers (reminders, unsolved, close, SLA escalation): every process runs them, each
+  // due timer once (engine/timers.ts); the first pass at start catches what fell due while down.
+  const timerOwner = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const runDue = () => runDueTimers(ctx, timerOwner);
+  const timerLoop = new PollLoop({
+    name: 'timers',
+    step: async () => (await runDue()).due >= TIMER_BATCH,
+    concurrency: 1,
+    idleMs: config.timerIntervalSeconds * 1000,
+    onError: (err) => log.error({ err: errorMessage(err) }, 'timers failed'),
+  });
+  timerLoop.start();
   if (ownsDatabase && database.engine !== 'external') {
     writeFileSync(runtimeFile(config), JSON.stringify({ pid: process.pid, uri: database.uri, engine: database.engine, smtpPort: address.port }));
   }
@@ -134,9 +150,11 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     outbox,
     portal,
     devAai,
+    timers: { runDue },
     async stop() {
       if (stopped) return;
       stopped = true;
+      await timerLoop.stop();
       await housekeeping.stop();
       await portal?.close();
       await devAai?.stop();

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
-import { envSchema, fileSchema, type SupportUnit } from './schema.ts';
+import { envSchema, fileSchema, type SupportUnit, type Timers } from './schema.ts';
 
 /** The project's root folder (where package.json, templates/ and web/ live). */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -46,6 +46,9 @@ export interface Config {
   readonly holdDays: number;
   readonly categories: readonly { readonly key: string; readonly name: string }[];
   readonly logLevel: string;
+  readonly timers: Timers;
+  readonly replyTokenSecret: string | null;
+  readonly timerIntervalSeconds: number;
   readonly units: readonly SupportUnit[];
   readonly entryUnit: SupportUnit;
 }
@@ -120,6 +123,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     holdDays: e.HOLD_DAYS,
     categories: parsedFile.data.categories,
     logLevel: e.LOG_LEVEL,
+    timers: parsedFile.data.timers,
+    replyTokenSecret: e.REPLY_TOKEN_SECRET ?? null,
+    timerIntervalSeconds: e.TIMER_INTERVAL_SECONDS,
     units,
     entryUnit: units.find((u) => u.entry)!,
   };

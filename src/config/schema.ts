@@ -68,6 +68,10 @@ export const envSchema = z.object({
   AUP_FILE: z.string().trim().min(1).optional(),
   UNBOUND_SENDERS: z.enum(['hold', 'accept']).default('hold'),
   HOLD_DAYS: positiveInt.default(14),
+  /** Key of the HMAC in agents' reply addresses; default: one made at first start and kept in the database. */
+  REPLY_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
+  /** How often each process looks for due timers. */
+  TIMER_INTERVAL_SECONDS: positiveInt.default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -89,6 +93,32 @@ export const fileSchema = z
       .array(z.object({ key: z.string().trim().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lower-case letters, digits and "-"'), name: z.string().trim().min(1) }))
       .min(1)
       .default([{ key: 'general', name: 'General question' }]),
+    /** GGUS timers, in working days (Mon–Fri). */
+    timers: z
+      .object({
+        /** Reminders to the requester of a ticket waiting for their reply. */
+        waitingReminders: z.array(z.number().positive()).max(5).default([5, 10]),
+        /** Waiting this long without a reply → unsolved. */
+        waitingUnsolved: z.number().positive().default(15),
+        /** Solved this long without a reply → closed. */
+        solvedClose: z.number().positive().default(10),
+        /** A reply this long after the solution reopens the ticket; a later one opens a new ticket. */
+        reopenWindow: z.number().positive().default(10),
+        /** First-response target per priority. */
+        firstResponse: z
+          .object({
+            'less urgent': z.number().positive().default(2),
+            urgent: z.number().positive().default(1),
+            'very urgent': z.number().positive().default(0.5),
+            'top priority': z.number().positive().default(0.25),
+          })
+          .default({ 'less urgent': 2, urgent: 1, 'very urgent': 0.5, 'top priority': 0.25 }),
+      })
+      .superRefine((t, ctx) => {
+        if (t.waitingReminders.some((r) => r >= t.waitingUnsolved)) ctx.addIssue({ code: 'custom', path: ['waitingReminders'], message: 'every reminder must come before waitingUnsolved' });
+        if (t.reopenWindow > t.solvedClose) ctx.addIssue({ code: 'custom', path: ['reopenWindow'], message: 'cannot be longer than solvedClose (a closed ticket is not reopened)' });
+      })
+      .default({ waitingReminders: [5, 10], waitingUnsolved: 15, solvedClose: 10, reopenWindow: 10, firstResponse: { 'less urgent': 2, urgent: 1, 'very urgent': 0.5, 'top priority': 0.25 } }),
   })
   .superRefine((file, ctx) => {
     const entries = file.units.filter((u) => u.entry);
@@ -105,3 +135,5 @@ export const fileSchema = z
   });
 
 export type SupportUnit = z.output<typeof unitSchema>;
+
+export type Timers = z.output<typeof fileSchema>['timers'];

@@ -2,6 +2,7 @@ import mongoose, { type Connection } from 'mongoose';
 import { StoreUnavailableError } from '../errors/errors.ts';
 import { BlobStore } from './blobs.ts';
 import { articleModel } from './models/article.ts';
+import { jobModel, secretModel, ticketEventModel } from './models/engine.ts';
 import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
@@ -37,6 +38,9 @@ function buildModels(conn: Connection) {
     TicketList: ticketListModel(conn),
     HeldSender: heldSenderModel(conn),
     HeldMail: heldMailModel(conn),
+    TicketEvent: ticketEventModel(conn),
+    Job: jobModel(conn),
+    Secret: secretModel(conn),
   };
 }
 

@@ -5,9 +5,13 @@ import { formatTag } from '../mail/parse/subject.ts';
 import { enqueueMail, isQueued, type Enqueued } from '../mail/send/outbox.ts';
 import type { DomainContext } from './context.ts';
 import { withinRateLimit } from './rate-limit.ts';
+import { replyAddressFor } from './engine/reply-tokens.ts';
 import { registerMessageIds } from './tickets.ts';
 
 const HOUR = 3600_000;
+/** Told to agents in every notification. */
+export const AGENT_COMMANDS_HELP =
+  'Reply to answer the requester. Commands, each on its own line at the top of your reply: /note (the rest is an internal note), /assign <unit>, /take, /waiting (ask the requester for information), /solve (the rest is the solution), /hold, /close, /priority <less urgent|urgent|very urgent|top priority>.';
 /** Text of the triggering article quoted in a notification, at most this long. */
 const MAX_QUOTED_TEXT = 20_000;
 
@@ -25,6 +29,10 @@ function ticketView(ctx: DomainContext, ticket: Ticket) {
     unit: ctx.units.get(ticket.su)?.name ?? ticket.su,
     requester: ticket.requester,
     referredTicket: ticket.referredTicket ? formatTag(ctx.config.ticketPrefix, ticket.referredTicket) : null,
+    previousTicket: ticket.previousTicket ? formatTag(ctx.config.ticketPrefix, ticket.previousTicket) : null,
+    state: ticket.state,
+    priority: ticket.priority,
+    assignee: ticket.assignee ? ticket.assignee.name || ticket.assignee.address : null,
   };
 }
 
@@ -35,6 +43,10 @@ function articleView(article: Article) {
 
 interface SendSpec {
   kind: string;
+  /** Idempotency key of this mail; default: article, kind and first recipient. */
+  key?: string;
+  /** Default: the helpdesk address. Agents get their own reply address (engine/reply-tokens.ts). */
+  replyTo?: string;
   template: string;
   to: string[];
   cc?: string[];
@@ -46,9 +58,9 @@ interface SendSpec {
 }
 
 /** Renders, enqueues once (keyed by article, kind and first recipient) and records the Message-ID. */
-async function send(ctx: DomainContext, ticket: Ticket, article: Article, spec: SendSpec): Promise<Enqueued> {
+export async function send(ctx: DomainContext, ticket: Ticket, article: Article | null, spec: SendSpec): Promise<Enqueued> {
   const { helpdesk } = ctx.config;
-  const view = { helpdesk, ticket: ticketView(ctx, ticket), article: articleView(article), ...spec.extra };
+  const view = { helpdesk, ticket: ticketView(ctx, ticket), article: article ? articleView(article) : null, commands: AGENT_COMMANDS_HELP, ...spec.extra };
   const { text, html } = ctx.composer.render(spec.template, view);
   const headers = [{ key: LOOP_HEADER, value: helpdesk.address }];
   if (spec.automatic) {
@@ -57,16 +69,16 @@ async function send(ctx: DomainContext, ticket: Ticket, article: Article, spec: 
   }
   const references = [...new Set([ticket.rootMessageId, spec.inReplyTo].filter((x): x is string => !!x))];
   const enq = await enqueueMail(ctx.store, helpdesk.domain, {
-    key: `${article._id}:${spec.kind}:${spec.to.join(',')}`,
+    key: spec.key ?? `${article!._id}:${spec.kind}:${spec.to.join(',')}`,
     kind: spec.kind,
     ticketId: ticket._id,
     ticketNumber: ticket.number,
-    articleId: article._id,
+    articleId: article?._id ?? null,
     envelopeFrom: helpdesk.address,
     from: formatAddress(spec.fromName, helpdesk.address),
     to: spec.to,
     cc: spec.cc ?? [],
-    replyTo: helpdesk.address,
+    replyTo: spec.replyTo ?? helpdesk.address,
     subject: `${view.ticket.tag} ${view.ticket.subject}`,
     inReplyTo: spec.inReplyTo,
     references,
@@ -111,6 +123,7 @@ export async function notifyUnit(ctx: DomainContext, ticket: Ticket, article: Ar
   for (const member of ctx.units.members(ticket.su)) {
     if (member === sender) continue;
     await send(ctx, ticket, article, {
+      replyTo: await replyAddressFor(ctx, ticket, member),
       kind: event === 'new' ? 'notify-new' : 'notify-followup',
       template: event === 'new' ? 'notify-new' : 'notify-followup',
       to: [member],
@@ -135,6 +148,70 @@ export async function relayAgentReply(ctx: DomainContext, ticket: Ticket, articl
     fromName: `${article.from?.name || 'Agent'} via ${ctx.config.helpdesk.name}`,
     automatic: false,
     inReplyTo: ticket.requesterTip ?? ticket.rootMessageId,
+  });
+  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
+}
+
+export interface UnitMail {
+  /** Idempotency key of the event (an event or article id): one mail per member per key. */
+  key: string;
+  kind: string;
+  headline: string;
+  lines?: string[];
+  article?: Article | null;
+  /** Default: the ticket's current unit. */
+  unit?: string;
+  /** Addresses not to tell (the actor). */
+  exclude?: (string | null | undefined)[];
+}
+
+/** A mail to every member of a unit, each with their own reply address. */
+export async function tellUnit(ctx: DomainContext, ticket: Ticket, mail: UnitMail): Promise<void> {
+  const exclude = new Set(mail.exclude?.filter(Boolean).map((a) => a!.toLowerCase()));
+  for (const member of ctx.units.members(mail.unit ?? ticket.su)) {
+    if (exclude.has(member)) continue;
+    await send(ctx, ticket, mail.article ?? null, {
+      key: `${mail.key}:${mail.kind}:${member}`,
+      kind: mail.kind,
+      template: 'unit-event',
+      to: [member],
+      replyTo: await replyAddressFor(ctx, ticket, member),
+      fromName: ctx.config.helpdesk.name,
+      automatic: true,
+      inReplyTo: ticket.rootMessageId,
+      extra: { headline: mail.headline, lines: mail.lines ?? [] },
+    });
+  }
+}
+
+export interface RequesterMail {
+  key: string;
+  kind: string;
+  /** The body: an agent's words, or null for a notice of the helpdesk. */
+  text: string | null;
+  lines?: string[];
+  /** An agent's name when an agent wrote the text. */
+  fromName?: string;
+  article?: Article | null;
+  verifyUrl?: string | null;
+}
+
+/** A mail to the requester (and the participants), threaded under the last mail they saw. */
+export async function tellRequester(ctx: DomainContext, ticket: Ticket, mail: RequesterMail): Promise<void> {
+  const to = ticket.requester.address ? [ticket.requester.address] : [];
+  const cc = ticket.participants.filter((p) => !to.includes(p) && !ctx.units.isAgent(p));
+  if (!to.length && !cc.length) return;
+  const enq = await send(ctx, ticket, mail.article ?? null, {
+    key: `${mail.key}:${mail.kind}:requester`,
+    kind: mail.kind,
+    template: 'requester-event',
+    to: to.length ? to : cc,
+    cc: to.length ? cc : [],
+    fromName: mail.fromName ? `${mail.fromName} via ${ctx.config.helpdesk.name}` : ctx.config.helpdesk.name,
+    // A person's words are a reply; a notice of the helpdesk is automatic (RFC 3834).
+    automatic: !mail.fromName,
+    inReplyTo: ticket.requesterTip ?? ticket.rootMessageId,
+    extra: { text: mail.text, lines: mail.lines ?? [], verifyUrl: mail.verifyUrl ?? null },
   });
   await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
 }

@@ -4,6 +4,7 @@ import type { Priority, Ticket } from '../db/models/ticket.ts';
 import { idFor } from '../db/ids.ts';
 import { isDuplicateKeyError } from '../errors/errors.ts';
 import type { DomainContext } from './context.ts';
+import { addWorkingDays } from './engine/calendar.ts';
 import { recordInTicketList } from './ticket-list.ts';
 
 /** Ticket numbers start here and grow by one; tickets are never deleted, so a number is never reused. */
@@ -20,6 +21,8 @@ export interface NewTicket {
   participants: string[];
   su: string;
   referredTicket?: number | null;
+  /** The closed ticket a late reply came to. */
+  previousTicket?: number | null;
   rootMessageId?: string | null;
 }
 
@@ -99,13 +102,25 @@ export async function createTicket(ctx: DomainContext, input: NewTicket): Promis
       return { ticket: again, created: false };
     }
     const number = (earlierRun ? await numberReservedFor(ctx, _id) : null) ?? (await reserveTicketNumber(ctx, _id));
+    // The first-response target (SLA) and its escalation timer, written before the ticket.
+    const now = ctx.now();
+    const slaDue = addWorkingDays(now, ctx.config.timers.firstResponse[input.priority ?? 'less urgent']);
+    await ctx.store.models.Job.collection
+      .insertOne({ _id: `sla:${String(_id)}@0`, kind: 'sla', ticketId: _id, ticketNumber: number, state: 'new', stateVersion: 0, due: slaDue } as never)
+      .catch((err: unknown) => {
+        if (!isDuplicateKeyError(err)) throw err;
+      });
     try {
       const doc = await Ticket.create({
         ...input,
         _id,
         number,
         state: 'new',
+        stateSince: now,
+        unitsSeen: [input.su],
+        slaDue,
         referredTicket: input.referredTicket ?? null,
+        previousTicket: input.previousTicket ?? null,
         rootMessageId: input.rootMessageId ?? null,
         requesterTip: input.rootMessageId ?? null,
       });

@@ -44,6 +44,10 @@ export const articleSchema = new Schema(
     /** Why no automatic mail was sent for this article (loop protection), if so. */
     automated: { type: String, default: null },
     authorSub: { type: String, default: null },
+    /** An internal note: shown to agents only, mailed to the unit only, never to the requester. */
+    internal: { type: Boolean, default: false },
+    /** Why an agent's mail was kept as an internal note (commands without a valid token). */
+    flag: { type: String, default: null },
     /** Its slot n in the ticket's article order (articlerefs "<ticketId>#<n>"); null until taken. */
     slot: { type: Number, default: null },
     inboxId: { type: Schema.Types.ObjectId, default: null },
@@ -90,6 +94,8 @@ export interface Article {
   authResults: string | null;
   automated: string | null;
   authorSub: string | null;
+  internal?: boolean;
+  flag?: string | null;
   slot: number | null;
   inboxId: Types.ObjectId | null;
   rawSha256: string | null;

@@ -1,6 +1,9 @@
 import { Schema, type Connection, type Types } from 'mongoose';
 
-export const TICKET_STATES = ['new', 'open', 'solved'] as const;
+/** GGUS ticket states. */
+export const TICKET_STATES = ['new', 'assigned', 'in progress', 'waiting for reply', 'on hold', 'reopened', 'solved', 'unsolved', 'verified', 'closed'] as const;
+/** States in which the ticket waits for its Support Unit (as opposed to the requester, or nobody). */
+export const OPEN_STATES = ['new', 'assigned', 'in progress', 'reopened', 'on hold'] as const;
 export const PRIORITIES = ['less urgent', 'urgent', 'very urgent', 'top priority'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 export type TicketState = (typeof TICKET_STATES)[number];
@@ -33,6 +36,24 @@ export const ticketSchema = new Schema(
     rootMessageId: { type: String, default: null },
     /** Last Message-ID the requester has seen (theirs or ours): our next mail to them replies to it. */
     requesterTip: { type: String, default: null },
+    /** Agent the ticket is assigned to (an address of a member of its unit), if any. */
+    assignee: { type: new Schema({ address: String, name: { type: String, default: '' } }, { _id: false }), default: null },
+    /** Every unit the ticket has been in, in order (the current one included). */
+    unitsSeen: { type: [String], default: [] },
+    /** Count of applied transitions: event "<ticketId>@<version>" is the last one. */
+    version: { type: Number, default: 0 },
+    /** The version at which the current state was entered, and when: what the timers key on. */
+    stateVersion: { type: Number, default: 0 },
+    stateSince: { type: Date, default: null },
+    /** Idempotency keys of the last transitions applied (a re-run finds its own here). */
+    recentOps: { type: [new Schema({ op: String, v: Number }, { _id: false })], default: [] },
+    firstResponseAt: { type: Date, default: null },
+    /** When the first response is due (SLA), from the priority; null once answered. */
+    slaDue: { type: Date, default: null },
+    slaEscalatedAt: { type: Date, default: null },
+    solvedAt: { type: Date, default: null },
+    /** A reply to a closed ticket opens a new one that names the old one here. */
+    previousTicket: { type: Number, default: null },
     lastDeliveryFailure: {
       type: new Schema({ to: [String], error: String, at: Date, outboxId: Schema.Types.ObjectId }, { _id: false }),
       default: null,
@@ -63,6 +84,17 @@ export interface Ticket {
   rootMessageId: string | null;
   requesterTip: string | null;
   lastDeliveryFailure: { to: string[]; error: string; at: Date; outboxId: Types.ObjectId } | null;
+  assignee: { address: string; name: string } | null;
+  unitsSeen: string[];
+  version: number;
+  stateVersion: number;
+  stateSince: Date | null;
+  recentOps: { op: string; v: number }[];
+  firstResponseAt: Date | null;
+  slaDue: Date | null;
+  slaEscalatedAt: Date | null;
+  solvedAt: Date | null;
+  previousTicket: number | null;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -7,10 +7,16 @@ import { cleanSubject } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { userForAddress } from '../identity/bindings.ts';
 import { holdMail } from '../identity/hold.ts';
-import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';
+import { acknowledge, notifyUnit } from '../notify.ts';
 import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
 import { recordInTicketList } from '../ticket-list.ts';
-import { addArticle, createTicket, findArticleByKey, registerMessageIds } from '../tickets.ts';
+import { addArticle, createTicket, findArticleByKey, findTicketByNumber, registerMessageIds } from '../tickets.ts';
+import type { Actor } from '../../db/models/engine.ts';
+import { trimReply } from '../../mail/parse/quotes.ts';
+import { pastReopenWindow, requesterReplied, verifyByRequester } from '../engine/actions.ts';
+import { planAgentMail, runAgentMail, type AgentMailPlan } from '../engine/agent-mail.ts';
+import { replyTokensIn } from '../engine/reply-tokens.ts';
+import { currentTicket } from '../engine/transition.ts';
 
 export type IngestOutcome =
   | { kind: 'ticket'; ticketNumber: number; articleId: string; created: boolean; note: string | null }
@@ -55,6 +61,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   let article: Article;
   let newTicket: boolean;
   let articleIsNew = false;
+  let plan: AgentMailPlan | null = null;
   const known = await findArticleByKey(ctx, key);
   if (known) {
     // Redelivery, or a re-run after a crash: finish whatever was not finished.
@@ -63,17 +70,26 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     role = known.authorRole === 'system' ? 'stranger' : (known.authorRole as SenderRole);
     newTicket = ticket.originKey === key;
   } else {
-    const match = await resolveThread(ctx, mail);
+    const recipients = recipientsOf(mail, item);
+    const match = (await resolveThread(ctx, mail)) ?? (await matchByReplyAddress(ctx, recipients));
     role = match && sender ? senderRole(ctx, match.ticket, sender.address) : 'requester';
-    const opensTicket = !match || role === 'stranger';
+    // A requester's reply after the reopen window (or to a closed ticket) opens a new ticket
+    // that names the old one; an automatic reply (out of office) never does.
+    const tooLate = !!match && role !== 'agent' && role !== 'stranger' && !automated && pastReopenWindow(ctx, match.ticket);
+    const opensTicket = !match || role === 'stranger' || tooLate;
     const identity = await identifySender(ctx, { item, mail, sender, automated, opensTicket });
     if ('kind' in identity) return identity;
     const authorSub = identity.sub;
-    if (match && role !== 'stranger') {
-      ticket = match.ticket;
+    let text = mail.text;
+    if (match && !opensTicket) {
+      ticket = (await currentTicket(ctx, match.ticket._id)) ?? match.ticket;
       newTicket = false;
+      // A follow-up keeps only its new text; the whole mail stays in the inbox.
+      text = trimReply(mail.text).text;
+      if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, text);
+      if (plan) text = plan.text;
     } else {
-      const referred = match ? match.ticket.number : null;
+      const referred = match && !tooLate ? match.ticket.number : null;
       ({ ticket } = await createTicket(ctx, {
         originKey: key,
         subject: cleanSubject(mail.subject, config.ticketPrefix),
@@ -82,16 +98,18 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
         participants: participantsOf(ctx, mail, sender?.address),
         su: ctx.units.entryKey,
         referredTicket: referred,
+        previousTicket: tooLate ? match!.ticket.number : null,
         rootMessageId: mail.messageId,
       }));
       role = 'requester';
       newTicket = true;
+      if (tooLate) text = trimReply(mail.text).text;
     }
     for (const a of mail.attachments) await store.blobs.put(a.content);
     ({ article, created: articleIsNew } = await addArticle(ctx, ticket, {
       key,
       direction: 'in',
-      authorRole: role,
+      authorRole: role as Exclude<SenderRole, 'stranger'>,
       authorSub,
       channel: 'mail',
       from: sender,
@@ -102,11 +120,14 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       messageId: mail.messageId,
       inReplyTo: mail.inReplyTo,
       references: mail.references,
-      text: mail.text,
-      html: mail.html,
+      text,
+      // An agent's mail with commands keeps its HTML out: the commands and the quote are in it.
+      html: plan && (plan.internal || plan.flag || plan.actions.some((a) => a.kind !== 'reply')) ? null : mail.html,
       attachments: mail.attachments.map(({ content: _c, ...meta }) => meta),
       authResults: mail.authResults,
       automated,
+      internal: plan?.internal ?? false,
+      flag: plan?.flag ?? null,
       inboxId: item._id,
       rawSha256: item.rawSha256,
     }));
@@ -121,9 +142,13 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     if (ticket.requester.address) await acknowledge(ctx, ticket, article, { articleIsNew });
     await notifyUnit(ctx, ticket, article, 'new');
   } else if (role === 'agent') {
-    await relayAgentReply(ctx, ticket, article);
+    // A re-run after a crash plans again from the mail, unless the first run refused it.
+    plan ??= await planAgentMail(ctx, ticket, sender?.address ?? '', recipientsOf(mail, item), article.text === mail.text ? trimReply(mail.text).text : mail.text);
+    if (article.flag) plan = { ...plan, flag: article.flag };
+    const actor: Actor = { address: sender?.address ?? null, name: sender?.name ?? '', sub: article.authorSub, role: 'agent' };
+    await runAgentMail(ctx, ticket, article, plan, actor);
   } else {
-    await notifyUnit(ctx, ticket, article, 'followup');
+    await requesterFollowUp(ctx, ticket, article, role);
   }
   return {
     kind: 'ticket',
@@ -166,7 +191,6 @@ async function updateTicketAfterMail(ctx: DomainContext, ticket: Ticket, mail: P
   const { Ticket } = ctx.store.models;
   const participants = participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address);
   const set: Record<string, unknown> = {};
-  if (role === 'agent' && ticket.state === 'new') set.state = 'open';
   if (role === 'requester' && mail.messageId && ticket.requesterTip !== mail.messageId) set.requesterTip = mail.messageId;
   const update: Record<string, unknown> = {};
   if (participants.length) update.$addToSet = { participants: { $each: participants } };
@@ -175,4 +199,35 @@ async function updateTicketAfterMail(ctx: DomainContext, ticket: Ticket, mail: P
   const fresh = (await Ticket.findOneAndUpdate({ _id: ticket._id }, update, { returnDocument: 'after' }).lean<Ticket>())!;
   await recordInTicketList(ctx, fresh);
   return fresh;
+}
+
+/** Where the mail was addressed: the envelope's recipients and the To/Cc headers. */
+function recipientsOf(mail: ParsedMessage, item: InboxItem): string[] {
+  return [...new Set([...item.envelope.rcptTo, ...mail.to.map((a) => a.address), ...mail.cc.map((a) => a.address)].filter(Boolean).map((a) => a.toLowerCase()))];
+}
+
+/** A mail with neither tag nor known References, sent to an agent's reply address of a ticket. */
+async function matchByReplyAddress(ctx: DomainContext, recipients: string[]): Promise<{ ticket: Ticket } | null> {
+  for (const { number } of replyTokensIn(ctx, recipients)) {
+    const ticket = await findTicketByNumber(ctx, number);
+    if (ticket) return { ticket };
+  }
+  return null;
+}
+
+/** A reply that is only the word "verified" (any case, any punctuation around it). */
+export function isVerifiedReply(text: string): boolean {
+  return /^[\s"'“”«»(]*verified[\s"'“”«».!)]*$/i.test(text);
+}
+
+/** The requester's (or a participant's) mail on their ticket: the state it causes, and the unit told. */
+async function requesterFollowUp(ctx: DomainContext, ticket: Ticket, article: Article, role: SenderRole): Promise<void> {
+  const actor: Actor = { address: article.from?.address ?? null, name: article.from?.name ?? '', sub: article.authorSub, role: role === 'requester' ? 'requester' : 'participant' };
+  const origin = { actor, channel: 'mail' as const, op: article.key };
+  if (role === 'requester' && ticket.state === 'solved' && isVerifiedReply(article.text)) {
+    await verifyByRequester(ctx, ticket, origin);
+    return;
+  }
+  const moved = await requesterReplied(ctx, ticket, origin);
+  await notifyUnit(ctx, moved?.ticket ?? ticket, article, 'followup');
 }

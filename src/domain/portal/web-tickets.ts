@@ -5,10 +5,14 @@ export { PRIORITIES };
 export type { Article };
 import { HelpgateError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
-import { acknowledge, notifyUnit, relayAgentReply } from '../notify.ts';
+import { acknowledge, notifyUnit } from '../notify.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../tickets.ts';
 import { maySee, roleOn, type Viewer } from './access.ts';
+import type { Actor } from '../../db/models/engine.ts';
+import { agentAction, isFinished, pastReopenWindow, requesterReplied, verifyByRequester } from '../engine/actions.ts';
+import { addWorkingDays } from '../engine/calendar.ts';
+import { currentTicket, transition, type TransitionResult } from '../engine/transition.ts';
 
 /** A form value that cannot be accepted; `field` names the form field. */
 export class FormError extends HelpgateError {
@@ -148,31 +152,46 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
     attachments,
     authorSub: viewer.user._id,
   });
-  const fresh = (await findTicketByNumber(ctx, number)) ?? ticket;
+  const fresh = (await currentTicket(ctx, ticket._id)) ?? ticket;
+  const origin = { actor: actorOf(viewer, role), channel: 'web' as const, op: `web:${viewer.user._id}:${number}:reply:${input.submission}` };
   if (role === 'agent') {
-    if (fresh.state === 'new') await setState(ctx, fresh, 'open');
-    await relayAgentReply(ctx, fresh, article);
+    await agentAction(ctx, fresh, { kind: 'reply' }, origin, article);
   } else {
-    if (fresh.state === 'solved') await setState(ctx, fresh, 'open');
-    await notifyUnit(ctx, fresh, article, 'followup');
+    const moved = await requesterReplied(ctx, fresh, origin);
+    await notifyUnit(ctx, moved?.ticket ?? fresh, article, 'followup');
   }
   return findTicketByNumber(ctx, number);
 }
 
-async function setState(ctx: DomainContext, ticket: Ticket, state: Ticket['state']): Promise<Ticket> {
-  const fresh = await ctx.store.models.Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { state, updatedAt: ctx.now() } }, { returnDocument: 'after' }).lean<Ticket>();
-  if (fresh) await recordInTicketList(ctx, fresh);
-  return fresh ?? ticket;
+export function actorOf(viewer: Viewer, role: Actor['role']): Actor {
+  return { address: viewer.addresses[0] ?? viewer.user.email ?? null, name: viewer.user.name, sub: viewer.user._id, role };
 }
 
-/** The requester marks the ticket solved, or reopens it. */
-export async function setStateByRequester(ctx: DomainContext, viewer: Viewer, number: number, action: 'solve' | 'reopen'): Promise<Ticket | null> {
+/** The requester's own buttons: mark solved, reopen (within the window), confirm the solution. */
+export async function setStateByRequester(ctx: DomainContext, viewer: Viewer, number: number, action: 'solve' | 'reopen' | 'verify', submission = ''): Promise<Ticket | null> {
   const ticket = await ticketForViewer(ctx, viewer, number);
   if (!ticket) return null;
   if (roleOn(ctx, viewer, ticket) !== 'requester') throw new FormError({ form: 'Only the requester can do this.' });
-  if (action === 'solve' && ticket.state !== 'solved') return setState(ctx, ticket, 'solved');
-  if (action === 'reopen' && ticket.state === 'solved') return setState(ctx, ticket, 'open');
-  return ticket;
+  const origin = { actor: actorOf(viewer, 'requester'), channel: 'web' as const, op: `web:${viewer.user._id}:${number}:${action}:${submission || ticket.version}` };
+  let result: TransitionResult | null;
+  if (action === 'verify') result = await verifyByRequester(ctx, ticket, origin);
+  else if (action === 'reopen') {
+    if (pastReopenWindow(ctx, ticket)) throw new FormError({ form: 'This ticket can no longer be reopened: write to the helpdesk, or open a new ticket, and mention its number.' });
+    result = await requesterReplied(ctx, ticket, origin);
+  } else {
+    result = await transition(ctx, ticket._id, {
+      action: 'solve',
+      op: origin.op,
+      actor: origin.actor,
+      channel: 'web',
+      check: (t) => (isFinished(t.state) ? `the ticket is ${t.state} already` : null),
+      change: () => ({ state: 'solved', solvedAt: ctx.now() }),
+      timers: () => [{ kind: 'close-solved', due: addWorkingDays(ctx.now(), ctx.config.timers.solvedClose) }],
+      onConflict: 'retry',
+    });
+  }
+  if (result && !result.ok) throw new FormError({ form: `Not done: ${result.reason}.` });
+  return findTicketByNumber(ctx, number);
 }
 
 /** An attachment of a ticket the viewer may see, by article and position. */
