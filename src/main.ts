@@ -33,7 +33,7 @@ export interface Helpgate {
   /** The dev LS AAI stand-in, when no OIDC_ISSUER is configured. */
   readonly devAai: DevAai | null;
   /** The GGUS timers of this process: `runDue()` runs what is due now (as the loop does every TIMER_INTERVAL_SECONDS). */
-  readonly timers: { runDue(): Promise<TimerPass> };
+  readonly timers: { runDue(): Promise<TimerPass>; /** Timers run by this process since start (loop and runDue). */ ran(): number };
   stop(): Promise<void>;
 }
 
@@ -84,7 +84,8 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
   });
   const address = await smtpIntake.listen(config.smtp.port, config.smtp.host);
   ingest.start();
-  outbox.start();
+  if (!config.outbox.hold) outbox.start();
+  else log.warn('OUTBOX_HOLD=true: outbound mail is queued but not sent by this process');
 
   let devAai: DevAai | null = null;
   let portal: RunningPortal | null = null;
@@ -126,7 +127,12 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
   // GGUS timers (reminders, unsolved, close, SLA escalation): every process runs them, each
   // due timer once (engine/timers.ts); the first pass at start catches what fell due while down.
   const timerOwner = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const runDue = () => runDueTimers(ctx, timerOwner);
+  let timersRan = 0;
+  const runDue = async () => {
+    const pass = await runDueTimers(ctx, timerOwner);
+    timersRan += pass.ran;
+    return pass;
+  };
   const timerLoop = new PollLoop({
     name: 'timers',
     step: async () => (await runDue()).due >= TIMER_BATCH,
@@ -150,7 +156,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     outbox,
     portal,
     devAai,
-    timers: { runDue },
+    timers: { runDue, ran: () => timersRan },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -32,7 +32,7 @@ export interface Config {
   readonly maxMessageSize: number;
   readonly ackRateLimitPerHour: number;
   readonly ingest: { readonly maxAttempts: number; readonly leaseSeconds: number; readonly concurrency: number };
-  readonly outbox: { readonly backoffSeconds: readonly number[]; readonly leaseSeconds: number };
+  readonly outbox: { readonly backoffSeconds: readonly number[]; readonly leaseSeconds: number; readonly hold: boolean };
   readonly http: { readonly host: string; readonly port: number };
   /** The LS AAI (or any OpenID Provider); null issuer = start the dev stand-in. */
   readonly oidc: { readonly issuer: string | null; readonly clientId: string; readonly clientSecret: string };
@@ -107,7 +107,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxMessageSize: e.MAX_MESSAGE_SIZE,
     ackRateLimitPerHour: e.ACK_RATE_LIMIT_PER_HOUR,
     ingest: { maxAttempts: e.INGEST_MAX_ATTEMPTS, leaseSeconds: e.INGEST_LEASE_SECONDS, concurrency: e.INGEST_CONCURRENCY },
-    outbox: { backoffSeconds: e.OUTBOX_BACKOFF_SECONDS, leaseSeconds: e.OUTBOX_LEASE_SECONDS },
+    outbox: { backoffSeconds: e.OUTBOX_BACKOFF_SECONDS, leaseSeconds: e.OUTBOX_LEASE_SECONDS, hold: e.OUTBOX_HOLD },
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT },
     oidc: {
       issuer: e.OIDC_ISSUER ?? null,

@@ -55,6 +55,8 @@ export const envSchema = z.object({
   INGEST_CONCURRENCY: positiveInt.default(4),
   OUTBOX_BACKOFF_SECONDS: secondsList.default([60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 86400, 86400]),
   OUTBOX_LEASE_SECONDS: positiveInt.default(120),
+  /** "true": this process queues outbound mail but does not send it (like Postfix's hold queue); another process, or this one restarted without it, sends it. */
+  OUTBOX_HOLD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   HTTP_HOST: z.string().trim().min(1).default('127.0.0.1'),
   HTTP_PORT: port.default(3000),
   OIDC_ISSUER: urlWith(['http:', 'https:']).optional(),

@@ -7,7 +7,7 @@ import { send, tellUnit } from '../notify.ts';
 import { agentAction, mayAct, refusal, type AgentAction } from './actions.ts';
 import { parseAgentMail, type CommandLine } from './commands.ts';
 import { isValidReplyToken, replyTokensIn } from './reply-tokens.ts';
-import { currentTicket } from './transition.ts';
+import { currentTicket, lastDoneBy, recordAttempt } from './transition.ts';
 
 export const FLAG_UNVERIFIED_COMMANDS = 'unverified commands ignored';
 export const FLAG_UNVERIFIED_REPLY = 'unverified sender: not sent to the requester';
@@ -25,6 +25,8 @@ export interface AgentMailPlan {
   actions: AgentAction[];
   /** Whether the mail reached us through this agent's reply address of this ticket. */
   verified: boolean;
+  /** The first command, for the audit log of a refused or unverified mail. */
+  firstCommand: string | null;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function planAgentMail(ctx: DomainContext, ticket: Ticket, sender: 
   for (const t of tokens) if (await isValidReplyToken(ctx, ticket, sender, t.token)) verified = true;
   const hasCommands = parsed.commands.length > 0;
   const text = hasCommands ? parsed.rest : newText.trim();
+  const firstCommand = parsed.commands[0] ? (/^\/([A-Za-z]+)/.exec(parsed.commands[0].line)?.[1]?.toLowerCase() ?? 'command') : null;
   if (!verified) {
     return {
       text,
@@ -52,6 +55,7 @@ export async function planAgentMail(ctx: DomainContext, ticket: Ticket, sender: 
       ],
       actions: [],
       verified,
+      firstCommand,
     };
   }
   const problems = parsed.commands.filter((c): c is CommandLine & { error: string } => !!c.error).map((c) => `${c.line}: ${c.error}`);
@@ -65,18 +69,18 @@ export async function planAgentMail(ctx: DomainContext, ticket: Ticket, sender: 
       for (const a of actions) {
         const why = refusal(ctx, t, a, actor);
         if (why) {
-          problems.push(`/${a.kind}: ${why}`);
+          problems.push(`/${a.kind}: ${why}${t === ticket ? await lastDoneBy(ctx, ticket, a.kind) : ''}`);
           break;
         }
         t = simulate(t, a, sender);
       }
     }
   }
-  if (problems.length) return { text, internal: true, flag: FLAG_REFUSED, problems, actions: [], verified };
+  if (problems.length) return { text, internal: true, flag: FLAG_REFUSED, problems, actions: [], verified, firstCommand };
   // What the requester receives: a plain reply, the question (/waiting) or the solution (/solve).
   const internal = parsed.internal || (!text && actions.length > 0);
   if (!actions.length) actions.push({ kind: parsed.internal ? 'note' : 'reply' });
-  return { text, internal, flag: null, problems: [], actions, verified };
+  return { text, internal, flag: null, problems: [], actions, verified, firstCommand };
 }
 
 function simulate(t: Ticket, a: AgentAction, sender: string): Ticket {
@@ -105,6 +109,11 @@ function simulate(t: Ticket, a: AgentAction, sender: string): Ticket {
 /** Carries out the plan once the article is stored. Safe to run again after a crash. */
 export async function runAgentMail(ctx: DomainContext, ticket: Ticket, article: Article, plan: AgentMailPlan, actor: Actor): Promise<void> {
   const tag = formatTag(ctx.config.ticketPrefix, ticket.number);
+  if (plan.flag && plan.firstCommand) {
+    // The attempt is in the audit log, whatever made it fail.
+    const reason = plan.flag === FLAG_REFUSED ? plan.problems.join('; ') : `${plan.flag}: ${plan.problems.join('; ')}`;
+    await recordAttempt(ctx, ticket, { action: plan.firstCommand, op: `${article.key}#refused`, actor, channel: 'mail', articleId: article._id }, reason);
+  }
   if (plan.flag === FLAG_UNVERIFIED_COMMANDS || plan.flag === FLAG_UNVERIFIED_REPLY) {
     await tellUnit(ctx, ticket, {
       key: String(article._id),

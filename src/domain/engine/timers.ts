@@ -65,7 +65,7 @@ async function runJob(ctx: DomainContext, job: Job): Promise<void> {
   const reminder = /^remind-(\d+)$/.exec(job.kind);
   if (reminder) {
     const n = Number(reminder[1]);
-    const result = await transition(ctx, ticket._id, { action: `reminder ${n}`, op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({}), onConflict: 'retry' });
+    const result = await transition(ctx, ticket._id, { action: `reminder ${n}`, op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({}), onConflict: 'retry' }, ticket);
     if (!applied(result)) return;
     const days = ctx.config.timers.waitingReminders[n - 1];
     await tellRequester(ctx, result.ticket, {
@@ -80,7 +80,7 @@ async function runJob(ctx: DomainContext, job: Job): Promise<void> {
     return;
   }
   if (job.kind === 'unsolved') {
-    const result = await transition(ctx, ticket._id, { action: 'unsolved', op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({ state: 'unsolved' }), onConflict: 'retry' });
+    const result = await transition(ctx, ticket._id, { action: 'unsolved', op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({ state: 'unsolved' }), onConflict: 'retry' }, ticket);
     if (!applied(result)) return;
     const lines = [`No reply came within ${ctx.config.timers.waitingUnsolved} working days, so ${tag} is now unsolved.`];
     await tellRequester(ctx, result.ticket, { key: result.event._id, kind: 'unsolved', text: null, lines: [...lines, 'If you still need help, reply to this mail and the ticket is reopened.'] });
@@ -88,7 +88,7 @@ async function runJob(ctx: DomainContext, job: Job): Promise<void> {
     return;
   }
   if (job.kind === 'close-solved') {
-    const result = await transition(ctx, ticket._id, { action: 'close', op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({ state: 'closed' }), onConflict: 'retry' });
+    const result = await transition(ctx, ticket._id, { action: 'close', op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({ state: 'closed' }), onConflict: 'retry' }, ticket);
     if (!applied(result)) return;
     await tellRequester(ctx, result.ticket, {
       key: result.event._id,
@@ -106,7 +106,7 @@ async function escalate(ctx: DomainContext, ticket: Ticket): Promise<void> {
   const overdue = (t: Ticket) =>
     t.firstResponseAt ? 'answered' : t.slaEscalatedAt ? 'escalated already' : !t.slaDue || new Date(t.slaDue) > ctx.now() ? 'not due' : isFinished(t.state) ? `the ticket is ${t.state}` : null;
   if (overdue(ticket)) return;
-  const result = await transition(ctx, ticket._id, { action: 'escalate', op: `timer:sla:${String(ticket._id)}`, actor: TIMER, channel: 'timer', check: overdue, change: () => ({ slaEscalatedAt: ctx.now() }), onConflict: 'retry' });
+  const result = await transition(ctx, ticket._id, { action: 'escalate', op: `timer:sla:${String(ticket._id)}`, actor: TIMER, channel: 'timer', check: overdue, change: () => ({ slaEscalatedAt: ctx.now() }), onConflict: 'retry' }, ticket);
   if (!applied(result)) return;
   const tag = formatTag(ctx.config.ticketPrefix, ticket.number);
   const promise = ctx.config.timers.firstResponse[result.ticket.priority];

@@ -47,7 +47,8 @@ export type TransitionResult =
 const eventId = (ticketId: Types.ObjectId, version: number) => `${String(ticketId)}@${version}`;
 
 function applyEvent(ticket: Ticket, event: TicketEvent): Ticket {
-  return { ...ticket, ...(event.set as Partial<Ticket>), version: event.version! };
+  const recentOps = [...ticket.recentOps.slice(-(RECENT_OPS - 1)), { op: event.op, v: event.version! }];
+  return { ...ticket, ...(event.set as Partial<Ticket>), recentOps, version: event.version! };
 }
 
 /**
@@ -107,11 +108,12 @@ function describe(event: TicketEvent): string {
  * The winner then writes the ticket; a loser either is refused with what the winner did, or
  * (onConflict: retry) checks the new state and tries again. Refusals are logged too.
  */
-export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, spec: TransitionSpec): Promise<TransitionResult> {
+export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, spec: TransitionSpec, current?: Ticket): Promise<TransitionResult> {
   const { TicketEvent: Events, Job: Jobs } = ctx.store.models;
   let lost: TicketEvent | null = null;
   for (let attempt = 1; attempt <= 8; attempt++) {
-    const ticket = await currentTicket(ctx, ticketId);
+    // `current`: the caller has just read it through currentTicket (saves a read); a retry re-reads.
+    const ticket = attempt === 1 && current ? current : await currentTicket(ctx, ticketId);
     if (!ticket) throw new Error(`ticket ${String(ticketId)} does not exist`);
     const done = ticket.recentOps.find((o) => o.op === spec.op);
     if (done) {
@@ -124,7 +126,11 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
       const last = await Events.findById(eventId(ticketId, ticket.version)).lean<TicketEvent>();
       reason = last ? describe(last) : 'the ticket changed meanwhile';
     }
-    if (reason) return { ok: false, ticket, reason, event: await recordRefusal(ctx, ticket, spec, reason) };
+    if (reason) {
+      // Say who did it, when the refused action is one that was just done by someone else.
+      if (!lost) reason += await lastDoneBy(ctx, ticket, spec.action, spec.op);
+      return { ok: false, ticket, reason, event: await recordRefusal(ctx, ticket, spec, reason) };
+    }
 
     const now = ctx.now();
     const version = ticket.version + 1;
@@ -132,7 +138,7 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
     const changes = Object.entries(change)
       .filter(([field, to]) => !same((ticket as unknown as Record<string, unknown>)[field], to))
       .map(([field, to]) => ({ field, from: (ticket as unknown as Record<string, unknown>)[field] ?? null, to: to ?? null }));
-    const set: Record<string, unknown> = { ...change, recentOps: [...ticket.recentOps.slice(-(RECENT_OPS - 1)), { op: spec.op, v: version }] };
+    const set: Record<string, unknown> = { ...change };
     const newState = change.state !== undefined && change.state !== ticket.state;
     if (newState) {
       set.stateVersion = version;
@@ -172,14 +178,27 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
       continue;
     }
     const fresh = applyEvent(ticket, event);
-    await writeTicket(ctx, fresh, { ...set, version });
+    await writeTicket(ctx, fresh, { ...set, recentOps: fresh.recentOps, version });
     ctx.log.info({ ticket: ticket.number, action: spec.action, channel: spec.channel, by: spec.actor.address, changes: changes.map((c) => c.field) }, 'ticket transition');
     return { ok: true, ticket: { ...fresh, updatedAt: now }, event, fresh: true };
   }
   throw new Error(`ticket ${String(ticketId)}: could not apply ${spec.action} after 8 attempts (too many changes at once)`);
 }
 
-async function recordRefusal(ctx: DomainContext, ticket: Ticket, spec: TransitionSpec, reason: string): Promise<TicketEvent> {
+/** " (by <who> at <when>)" when the ticket's last transition was this same action by someone else, else "". */
+export async function lastDoneBy(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'version'>, action: string, op = ''): Promise<string> {
+  if (!ticket.version) return '';
+  const last = await ctx.store.models.TicketEvent.findById(eventId(ticket._id, ticket.version)).lean<TicketEvent>();
+  if (!last || last.action !== action || last.op === op) return '';
+  return ` (by ${last.actor.name || last.actor.address || last.channel} at ${last.at.toISOString()})`;
+}
+
+/** Logs an attempt refused before it came to a transition (e.g. a mail's commands found not allowed). */
+export function recordAttempt(ctx: DomainContext, ticket: Ticket, attempt: Pick<TransitionSpec, 'action' | 'op' | 'actor' | 'channel' | 'articleId'>, reason: string): Promise<TicketEvent> {
+  return recordRefusal(ctx, ticket, attempt, reason);
+}
+
+async function recordRefusal(ctx: DomainContext, ticket: Ticket, spec: Pick<TransitionSpec, 'action' | 'op' | 'actor' | 'channel' | 'articleId'>, reason: string): Promise<TicketEvent> {
   const event: TicketEvent = {
     _id: `${String(ticket._id)}!${createHash('sha256').update(spec.op).digest('hex').slice(0, 24)}`,
     ticketId: ticket._id,
