@@ -9,6 +9,7 @@ import type { CapturedMail } from './helpers/capture-smtp.ts';
 import { databasePerTest } from './helpers/database-per-test.ts';
 import { FIRST_LINE, HELPDESK, startTestHelpgate, TST_AGENT, type TestHelpgate } from './helpers/helpgate.ts';
 import { clientReply, mailTo, quiet } from './helpers/mail-flow.ts';
+import { cliDatabaseEnv, runCli } from './helpers/cli.ts';
 
 const freshDb = databasePerTest(test);
 
@@ -138,6 +139,13 @@ test('the whole GGUS path by mail: First Line assigns, Technical Support takes, 
     ],
   );
   t.is(h.relay.mails.filter((m) => m.envelope.rcptTo.includes(ADA) && m.parsed.text.includes('has been closed')).length, 1);
+
+  // The operator sees the same audit log.
+  const shown = await runCli(['tickets', 'show', String(number)], { env: cliDatabaseEnv(h.db) });
+  t.is(shown.code, 0, shown.stderr);
+  t.regex(shown.stdout, /state: closed\s+unit: technical\s+priority: less urgent\s+assignee: tst-agent@eucaim\.example\.org/);
+  t.regex(shown.stdout, /mail\s+fl-agent@eucaim\.example\.org\s+assign\s+su: first-line → technical; state: new → assigned/);
+  t.regex(shown.stdout, /timer\s+system\s+close\s+state: solved → closed/);
   t.false(toAda(h).includes('Please check the upload node.'), 'the assignment comment is internal');
 });
 

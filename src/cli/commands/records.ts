@@ -5,6 +5,7 @@ import type { OutboxMail } from '../../db/models/outbox.ts';
 import { NotFoundError } from '../../errors/errors.ts';
 import { retryInboxItem } from '../../domain/ingest/worker.ts';
 import { findTicketByNumber, listTickets, ticketArticles } from '../../domain/tickets.ts';
+import { ticketEvents } from '../../domain/engine/transition.ts';
 import { formatTag } from '../../mail/parse/subject.ts';
 import { openCliSession, type CliSession } from '../db-access.ts';
 import { UsageError } from '../usage.ts';
@@ -27,6 +28,7 @@ function table(rows: string[][]): void {
   for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`);
 }
 
+const show = (v: unknown) => (v && typeof v === 'object' ? ((v as { address?: string }).address ?? (v instanceof Date ? iso(v) : JSON.stringify(v))) : String(v ?? '-'));
 const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString().replace(/\.\d+Z$/, 'Z') : '');
 
 export async function ticketsCommand(args: string[], config: Config): Promise<number> {
@@ -52,21 +54,31 @@ export async function ticketsCommand(args: string[], config: Config): Promise<nu
       const ticket = await findTicketByNumber(ctx, number);
       if (!ticket) throw new NotFoundError('ticket', number);
       const articles = await ticketArticles(ctx, ticket);
+      const events = await ticketEvents(ctx, ticket._id);
       if (json) {
-        print({ ...ticket, articles });
+        print({ ...ticket, articles, events });
         return 0;
       }
       process.stdout.write(
         `${formatTag(config.ticketPrefix, ticket.number)} ${ticket.subject}\n` +
-          `state: ${ticket.state}   unit: ${ticket.su}   requester: ${ticket.requester.address}\n` +
+          `state: ${ticket.state}   unit: ${ticket.su}   priority: ${ticket.priority}   assignee: ${ticket.assignee?.address ?? '-'}   requester: ${ticket.requester.address}\n` +
+          `first response: ${ticket.firstResponseAt ? iso(ticket.firstResponseAt) : `due ${iso(ticket.slaDue)}${ticket.slaEscalatedAt ? ' (escalated)' : ''}`}\n` +
           `participants: ${ticket.participants.join(', ') || '-'}   created: ${iso(ticket.createdAt)}   updated: ${iso(ticket.updatedAt)}\n`,
       );
       if (ticket.lastDeliveryFailure) process.stdout.write(`last delivery failure: ${ticket.lastDeliveryFailure.error}\n`);
       for (const a of articles) {
         process.stdout.write(`\n--- ${iso(a.createdAt)} ${a.authorRole} ${a.from?.address ?? ''} ${a.messageId ?? ''}\n`);
+        if (a.internal) process.stdout.write(`(internal note${a.flag ? `: ${a.flag}` : ''})\n`);
         if (a.automated) process.stdout.write(`(no automatic answer: ${a.automated})\n`);
         process.stdout.write(`${a.text.trim()}\n`);
         for (const att of a.attachments) process.stdout.write(`[attachment] ${att.filename ?? '(unnamed)'} ${att.contentType} ${att.size} bytes sha256:${att.sha256}\n`);
+      }
+      if (events.length) {
+        process.stdout.write('\naudit log:\n');
+        for (const e of events) {
+          const changes = e.changes.map((c) => `${c.field}: ${show(c.from)} → ${show(c.to)}`).join('; ');
+          process.stdout.write(`  ${iso(e.at)}  ${e.channel.padEnd(6)} ${(e.actor.address ?? e.actor.name ?? e.actor.role).padEnd(30)} ${e.action}${e.outcome === 'refused' ? ` REFUSED: ${e.reason}` : changes ? `  ${changes}` : ''}\n`);
+        }
       }
       return 0;
     });
