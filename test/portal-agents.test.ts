@@ -144,6 +144,7 @@ test.serial('an agent works a ticket in the portal: take, internal note, assign;
   t.regex(await fact(tst, 'Pending timers'), /Closed automatically/);
   t.true((await tst.locator('li.article', { hasText: SOLUTION }).textContent())!.includes('Solution'));
   await screenshot(tst, import.meta.url, 'solved');
+  t.deepEqual(await checkAccessibility(tst), [], 'agent ticket page with an internal note, SLA clock and audit log');
 
   const rows = await auditRows(tst);
   const applied = rows.filter((r) => r[5] === 'applied').map((r) => [r[3], r[2], r[1]!.replace(/ <.*/, '')]);
