@@ -1,10 +1,9 @@
-import type { TicketEvent } from '../../db/models/engine.ts';
+import type { Actor, TicketEvent } from '../../db/models/engine.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
 import type { DomainContext } from '../context.ts';
 import { isFinished, mayAct, refusal, type AgentAction } from '../engine/actions.ts';
 import { ticketTimers } from '../engine/timers.ts';
 import { ticketEvents } from '../engine/transition.ts';
-import type { Actor } from '../../db/models/engine.ts';
 
 /** One line of a ticket's audit log, ready to show. */
 export interface AuditEntry {

@@ -1,6 +1,5 @@
 import { formatTime } from '../../domain/portal/agent-view.ts';
-import { ticketPage, type Article } from '../../domain/portal/web-tickets.ts';
-import { PRIORITIES } from '../../domain/portal/web-tickets.ts';
+import { PRIORITIES, ticketPage, type Article } from '../../domain/portal/web-tickets.ts';
 import { sanitizeMailHtml } from '../render/sanitize-mail.ts';
 import { render, type Portal, type PortalContext } from '../context.ts';
 import { newSubmission } from './form-input.ts';
