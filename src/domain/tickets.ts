@@ -162,7 +162,8 @@ export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Part
     const doc = await Article.create({ ...input, _id, ticketId: ticket._id, ticketNumber: ticket.number });
     const slot = await takeArticleSlot(ctx, ticket, _id);
     const fresh = await Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { updatedAt: ctx.now(), articleCount: slot } }, { returnDocument: 'after' }).lean<Ticket>();
-    if (fresh) await recordInTicketList(ctx, fresh, `${input.subject ?? ''} ${input.text ?? ''}`);
+    // An internal note's words must not become searchable in the requester's list.
+    if (fresh) await recordInTicketList(ctx, fresh, input.internal ? '' : `${input.subject ?? ''} ${input.text ?? ''}`);
     return { article: { ...(doc.toObject() as Article), slot }, created: true };
   } catch (err) {
     if (!isDuplicateKeyError(err)) throw err;

@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.ts';
 import { render, type Portal, type PortalContext, type PortalState } from './context.ts';
 import { RelyingParty } from './oidc.ts';
 import { accountRoutes } from './routes/account.ts';
+import { agentRoutes } from './routes/agent.ts';
 import { authRoutes, loadViewer } from './routes/auth.ts';
 import { ticketRoutes } from './routes/tickets.ts';
 import { securityHeaders } from './security.ts';
@@ -122,7 +123,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
     }
   });
   app.use(csrfProtection());
-  for (const router of [authRoutes(portal), ticketRoutes(portal), accountRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
+  for (const router of [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
   return app;
 }
 

@@ -18,22 +18,33 @@ export function viewerOf(ctx: DomainContext, user: PortalUser, agentByEntitlemen
 }
 
 /**
+ * Whether the viewer sees the ticket as an agent: First Line sees every ticket; another unit
+ * sees the tickets that are or were in it.
+ */
+export function seesAsAgent(ctx: DomainContext, viewer: Viewer, ticket: Pick<Ticket, 'su' | 'unitsSeen'>): boolean {
+  if (!viewer.agent) return false;
+  if (viewer.units.includes(ctx.units.entryKey) || viewer.units.includes(ticket.su)) return true;
+  return (ticket.unitsSeen ?? []).some((u) => viewer.units.includes(u));
+}
+
+function isRequester(viewer: Viewer, ticket: Ticket): boolean {
+  return (!!ticket.ownerSub && ticket.ownerSub === viewer.user._id) || viewer.addresses.includes(ticket.requester.address);
+}
+
+/**
  * Whether the viewer may see a ticket: its owner, its requester or a participant (by a bound
- * address), or an agent of its current unit or of the entry unit. Everyone else is told the
- * ticket does not exist.
+ * address), or an agent who sees it (see seesAsAgent). Everyone else is told the ticket does
+ * not exist.
  */
 export function maySee(ctx: DomainContext, viewer: Viewer, ticket: Ticket): boolean {
-  if (ticket.ownerSub && ticket.ownerSub === viewer.user._id) return true;
-  if (viewer.addresses.includes(ticket.requester.address)) return true;
+  if (isRequester(viewer, ticket)) return true;
   if (ticket.participants.some((p) => viewer.addresses.includes(p))) return true;
-  if (viewer.agent && (viewer.units.includes(ticket.su) || viewer.units.includes(ctx.units.entryKey))) return true;
-  return false;
+  return seesAsAgent(ctx, viewer, ticket);
 }
 
 /** Agents act as the unit; everyone else who may see a ticket writes as the requester's side. */
 export function roleOn(ctx: DomainContext, viewer: Viewer, ticket: Ticket): 'agent' | 'requester' | 'participant' {
-  const ofItsUnits = viewer.units.includes(ticket.su) || viewer.units.includes(ctx.units.entryKey);
-  if (viewer.agent && ofItsUnits && ticket.ownerSub !== viewer.user._id && !viewer.addresses.includes(ticket.requester.address)) return 'agent';
-  if (ticket.ownerSub === viewer.user._id || viewer.addresses.includes(ticket.requester.address)) return 'requester';
+  if (isRequester(viewer, ticket)) return 'requester';
+  if (seesAsAgent(ctx, viewer, ticket)) return 'agent';
   return 'participant';
 }

@@ -1,7 +1,7 @@
 import type { Article, ArticleAttachment } from '../../db/models/article.ts';
-import { PRIORITIES, type Priority, type Ticket } from '../../db/models/ticket.ts';
+import { PRIORITIES, TICKET_STATES, type Priority, type Ticket } from '../../db/models/ticket.ts';
 
-export { PRIORITIES };
+export { PRIORITIES, TICKET_STATES };
 export type { Article };
 import { HelpgateError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
@@ -9,8 +9,9 @@ import { acknowledge, notifyUnit } from '../notify.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../tickets.ts';
 import { maySee, roleOn, type Viewer } from './access.ts';
+import { agentAddress, agentTicketView, type AgentTicketView } from './agent-view.ts';
 import type { Actor } from '../../db/models/engine.ts';
-import { agentAction, isFinished, pastReopenWindow, requesterReplied, verifyByRequester } from '../engine/actions.ts';
+import { agentAction, isFinished, mayAct, pastReopenWindow, requesterReplied, verifyByRequester } from '../engine/actions.ts';
 import { addWorkingDays } from '../engine/calendar.ts';
 import { currentTicket, transition, type TransitionResult } from '../engine/transition.ts';
 
@@ -39,7 +40,7 @@ export interface NewWebTicket {
   attachments: Upload[];
 }
 
-const SUBMISSION = /^[A-Za-z0-9_-]{16,64}$/;
+export const SUBMISSION = /^[A-Za-z0-9_-]{16,64}$/;
 
 /** Checks a new-ticket form; every problem is named by its field, nothing is changed. */
 export function validateNewTicket(ctx: DomainContext, input: NewWebTicket): { subject: string; category: string; description: string; priority: Priority } {
@@ -58,7 +59,7 @@ export function validateNewTicket(ctx: DomainContext, input: NewWebTicket): { su
   return { subject, category: input.category, description, priority };
 }
 
-async function storeUploads(ctx: DomainContext, uploads: Upload[]): Promise<ArticleAttachment[]> {
+export async function storeUploads(ctx: DomainContext, uploads: Upload[]): Promise<ArticleAttachment[]> {
   const out: ArticleAttachment[] = [];
   for (const u of uploads) {
     const sha256 = await ctx.store.blobs.put(u.content);
@@ -117,16 +118,31 @@ export async function ticketForViewer(ctx: DomainContext, viewer: Viewer, number
 
 export interface TicketPage {
   ticket: Ticket;
+  /** Without internal notes unless the viewer is an agent. */
   articles: Article[];
   role: 'agent' | 'requester' | 'participant';
+  /** The agent's side (audit log, SLA clock, timers, actions); null for everyone else. */
+  agent: AgentTicketView | null;
+  /** The requester's buttons that apply now. */
+  requester: { solve: boolean; reopen: boolean; verify: boolean } | null;
 }
 
 export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: number): Promise<TicketPage | null> {
-  const ticket = await ticketForViewer(ctx, viewer, number);
-  if (!ticket) return null;
+  const seen = await ticketForViewer(ctx, viewer, number);
+  if (!seen) return null;
+  const role = roleOn(ctx, viewer, seen);
+  // The version an agent's forms carry must be the latest one (a lost ticket write is replayed).
+  const ticket = role === 'agent' ? ((await currentTicket(ctx, seen._id)) ?? seen) : seen;
   // Showing a ticket refreshes its entry in the owner's list (a cache that may lag).
   await recordInTicketList(ctx, ticket);
-  return { ticket, articles: await ticketArticles(ctx, ticket), role: roleOn(ctx, viewer, ticket) };
+  const all = await ticketArticles(ctx, ticket);
+  const articles = role === 'agent' ? all : all.filter((a) => !a.internal);
+  const agent = role === 'agent' ? await agentTicketView(ctx, ticket, actorOf(viewer, 'agent', agentAddress(ctx, viewer.addresses, ticket))) : null;
+  const requester =
+    role === 'requester'
+      ? { solve: !isFinished(ticket.state), reopen: (ticket.state === 'solved' || ticket.state === 'unsolved') && !pastReopenWindow(ctx, ticket), verify: ticket.state === 'solved' }
+      : null;
+  return { ticket, articles, role, agent, requester };
 }
 
 /** A reply written on the portal: stored as an article and mailed exactly as a mail reply would be. */
@@ -140,20 +156,23 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
   if (!SUBMISSION.test(input.submission)) errors.form = 'The form expired: please submit it again.';
   if (Object.keys(errors).length) throw new FormError(errors);
   const role = roleOn(ctx, viewer, ticket);
+  const address = role === 'agent' ? agentAddress(ctx, viewer.addresses, ticket) : (viewer.addresses[0] ?? null);
+  // An agent of a unit the ticket has left may read it, but its unit and First Line answer it.
+  if (role === 'agent' && !mayAct(ctx, ticket, address)) throw new FormError({ form: `Only ${ctx.units.get(ticket.su)?.name ?? ticket.su} or ${ctx.units.entry.name} can answer this ticket now.` });
   const attachments = await storeUploads(ctx, input.attachments);
   const { article } = await addArticle(ctx, ticket, {
     key: `web:${viewer.user._id}:${number}:reply:${input.submission}`,
     direction: 'in',
     authorRole: role,
     channel: 'web',
-    from: authorOf(viewer),
+    from: role === 'agent' ? { address: address ?? '', name: viewer.user.name } : authorOf(viewer),
     subject: ticket.subject,
     text,
     attachments,
     authorSub: viewer.user._id,
   });
   const fresh = (await currentTicket(ctx, ticket._id)) ?? ticket;
-  const origin = { actor: actorOf(viewer, role), channel: 'web' as const, op: `web:${viewer.user._id}:${number}:reply:${input.submission}` };
+  const origin = { actor: actorOf(viewer, role, address), channel: 'web' as const, op: `web:${viewer.user._id}:${number}:reply:${input.submission}` };
   if (role === 'agent') {
     await agentAction(ctx, fresh, { kind: 'reply' }, origin, article);
   } else {
@@ -163,8 +182,9 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
   return findTicketByNumber(ctx, number);
 }
 
-export function actorOf(viewer: Viewer, role: Actor['role']): Actor {
-  return { address: viewer.addresses[0] ?? viewer.user.email ?? null, name: viewer.user.name, sub: viewer.user._id, role };
+/** The viewer as the actor of a transition; `address`: the one they act with (an agent's unit address). */
+export function actorOf(viewer: Viewer, role: Actor['role'], address: string | null = null): Actor {
+  return { address: address ?? viewer.addresses[0] ?? viewer.user.email ?? null, name: viewer.user.name, sub: viewer.user._id, role };
 }
 
 /** The requester's own buttons: mark solved, reopen (within the window), confirm the solution. */
@@ -206,6 +226,8 @@ export async function attachmentForViewer(
   if (!ticket || !/^[0-9a-f]{24}$/.test(articleId)) return null;
   const article = await ctx.store.models.Article.findById(articleId).lean<Article>();
   if (!article || String(article.ticketId) !== String(ticket._id)) return null;
+  // Internal notes, and what they carry, exist for agents only.
+  if (article.internal && roleOn(ctx, viewer, ticket) !== 'agent') return null;
   const meta = article.attachments[index];
   if (!meta) return null;
   const content = await ctx.store.blobs.get(meta.sha256);
