@@ -145,7 +145,7 @@ test('the whole GGUS path by mail: First Line assigns, Technical Support takes, 
   t.is(shown.code, 0, shown.stderr);
   t.regex(shown.stdout, /state: closed\s+unit: technical\s+priority: less urgent\s+assignee: tst-agent@eucaim\.example\.org/);
   t.regex(shown.stdout, /mail\s+fl-agent@eucaim\.example\.org\s+assign\s+su: first-line → technical; state: new → assigned/);
-  t.regex(shown.stdout, /timer\s+system\s+close\s+state: solved → closed/);
+  t.regex(shown.stdout, /timer\s+Timer\s+close\s+state: solved → closed/);
   t.false(toAda(h).includes('Please check the upload node.'), 'the assignment comment is internal');
 });
 

@@ -128,7 +128,7 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
     }
     if (reason) {
       // Say who did it, when the refused action is one that was just done by someone else.
-      if (!lost) reason += await lastDoneBy(ctx, ticket, spec.action, spec.op);
+      reason += lost ? byWhom(lost) : await lastDoneBy(ctx, ticket, spec.action, spec.op);
       return { ok: false, ticket, reason, event: await recordRefusal(ctx, ticket, spec, reason) };
     }
 
@@ -190,7 +190,11 @@ export async function lastDoneBy(ctx: DomainContext, ticket: Pick<Ticket, '_id' 
   if (!ticket.version) return '';
   const last = await ctx.store.models.TicketEvent.findById(eventId(ticket._id, ticket.version)).lean<TicketEvent>();
   if (!last || last.action !== action || last.op === op) return '';
-  return ` (by ${last.actor.name || last.actor.address || last.channel} at ${last.at.toISOString()})`;
+  return byWhom(last);
+}
+
+function byWhom(event: TicketEvent): string {
+  return ` (by ${event.actor.name || event.actor.address || event.channel} at ${new Date(event.at).toISOString()})`;
 }
 
 /** Logs an attempt refused before it came to a transition (e.g. a mail's commands found not allowed). */
