@@ -10,6 +10,8 @@ import { databasePerTest } from './helpers/database-per-test.ts';
 import { FIRST_LINE, HELPDESK, startTestHelpgate, TST_AGENT, type TestHelpgate } from './helpers/helpgate.ts';
 import { clientReply, mailTo, quiet } from './helpers/mail-flow.ts';
 import { cliDatabaseEnv, runCli } from './helpers/cli.ts';
+import { until } from './helpers/wait.ts';
+import { retryInboxItem } from '../src/domain/ingest/worker.ts';
 
 const freshDb = databasePerTest(test);
 
@@ -250,7 +252,7 @@ test('security by mail: commands without a valid token for this agent and ticket
   const flNoticeTwo = two.notices[0]!;
   const attempts: { what: string; mail: Parameters<TestHelpgate['send']>[0] }[] = [
     // Tom is an agent, but this is Fiona's reply address: a spoofed From on a forwarded notification.
-    { what: 'spoofed From', mail: clientReply(flNoticeOne, { from: FROM_TST, text: '/close\nClosing this.' }) },
+    { what: 'spoofed From', mail: clientReply(flNoticeOne, { from: FROM_TST, text: '/close\nClosing this.', cc: 'eve@evil.example' }) },
     // No reply address at all: straight to help@ with the tag.
     { what: 'no token', mail: { from: FROM_FL, to: HELPDESK, subject: `Re: [CIE#${one.number}] Secret project`, text: '/solve\nSolved without a token.' } },
     // Fiona writing to her colleague's reply address.
@@ -272,6 +274,7 @@ test('security by mail: commands without a valid token for this agent and ticket
   }
   const ticket = (await h.ticket(one.number))!;
   t.is(ticket.state, 'new');
+  t.deepEqual(ticket.participants, [], 'an unverified mail brings nobody into the ticket');
   t.is(ticket.priority, 'less urgent');
   t.deepEqual(applied(await events(h, one.number)), []);
   // The unit is told, each time; the requester hears nothing but her acknowledgements.
@@ -296,6 +299,17 @@ test('security by mail: commands without a valid token for this agent and ticket
   await quiet(h);
   t.false(toAda(h).includes('pilot group'));
   t.false(h.relay.mails.some((m) => m.envelope.rcptTo.includes(FL_AGENT) && m.parsed.text.includes('pilot group')), 'the author is not sent their own note');
+
+  // A plain reply whose HTML quotes the note: only its new text is kept and sent.
+  const quoting = await h.send({
+    ...clientReply(flNoticeOne, { from: FROM_FL, text: 'We are looking into it.' }),
+    html: '<p>We are looking into it.</p><blockquote>Internal note: The requester is in the pilot group.</blockquote>',
+  });
+  await mailWith(h, ADA, 'We are looking into it.', one.number);
+  await quiet(h);
+  const quotingArticle = await h.hg.store.models.Article.findOne({ messageId: quoting.messageId }).lean<Article>();
+  t.is(quotingArticle!.html, null, "an agent's HTML (which quotes our notification) is not kept");
+  t.false(toAda(h).includes('pilot group'));
 
   // An unknown command, and one not allowed: nothing changes, the agent is told why.
   await h.send(clientReply(flNoticeOne, { from: FROM_FL, text: '/escalate now\nPlease hurry.' }));
@@ -338,4 +352,46 @@ test('concurrent assignment from the web and by mail at the same instant: one wi
   const fresh = (await currentTicket(h.hg.ctx, ticket._id)) as Ticket;
   t.is(fresh.su, 'technical');
   t.is(fresh.version, 1, 'one transition applied');
+});
+
+test('an agent mail processed again after a crash replays its commands: no false refusal, nothing twice', async (t) => {
+  const { h } = await start(t);
+  const { number, notices } = await newRequest(h, 'Replay', 'Please look.');
+  const sent = await h.send(clientReply(notices[0]!, { from: FROM_FL, text: '/take\n/waiting\nWhich dataset?\n' }));
+  await mailWith(h, ADA, 'Which dataset?', number);
+  await quiet(h);
+  // The same stored mail is run again, as after a crash before its last step.
+  const stored = (await h.hg.store.models.Article.findOne({ messageId: sent.messageId }).lean<Article>())!;
+  const item = (await h.inbox()).find((i) => String(i._id) === String(stored.inboxId))!;
+  await retryInboxItem(h.hg.ctx, String(item._id));
+  h.hg.ingest.kick();
+  await until(async () => (await h.inbox()).every((i) => i.state !== 'pending'), { what: 'the re-run', timeoutMs: 60_000 });
+  await quiet(h);
+  const log = await events(h, number);
+  t.deepEqual(applied(log), ['take/mail', 'waiting/mail']);
+  t.deepEqual(log.filter((e) => e.outcome === 'refused'), []);
+  t.is(h.relay.mails.filter((m) => m.envelope.rcptTo.includes(ADA) && m.parsed.text.includes('Which dataset?')).length, 1);
+  t.false(h.relay.mails.some((m) => m.envelope.rcptTo.includes(FL_AGENT) && m.parsed.text.includes('was not carried out')));
+});
+
+test('a higher priority brings the first-response target forward: the escalation comes at the new time, once, to the unit and to First Line', async (t) => {
+  const { h, clock } = await start(t);
+  const { number, notices } = await newRequest(h, 'Urgent outage', 'Nothing works.');
+  await h.send(clientReply(notices[0]!, { from: FROM_FL, text: '/assign technical\n/priority top priority\n' }));
+  await mailWith(h, TST_AGENT, 'was assigned to Technical Support', number);
+  await quiet(h);
+  const ticket = (await h.ticket(number))!;
+  t.is(ticket.priority, 'top priority');
+  t.is(new Date(ticket.slaDue!).toISOString(), addWorkingDays(new Date(ticket.createdAt), 0.25).toISOString());
+  clock.advanceWorkingDays(0.3);
+  await Promise.all([h.hg.timers.runDue(), h.hg.timers.runDue()]);
+  const breach = await mailWith(h, TST_AGENT, 'SLA breached', number);
+  t.regex(breach.parsed.text, /top priority\) has had no first response within 0\.25 working days/);
+  await mailWith(h, FL_AGENT, 'SLA breached', number);
+  // The old, later target passes too: nothing more.
+  clock.advanceWorkingDays(2);
+  await h.hg.timers.runDue();
+  await quiet(h);
+  t.is(h.relay.mails.filter((m) => m.parsed.text.includes('SLA breached')).length, 1 + FIRST_LINE.length);
+  t.deepEqual(applied(await events(h, number)).filter((a) => a.startsWith('escalate')), ['escalate/timer']);
 });

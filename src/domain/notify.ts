@@ -120,7 +120,7 @@ export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: A
 export async function notifyUnit(ctx: DomainContext, ticket: Ticket, article: Article, event: 'new' | 'followup'): Promise<void> {
   const sender = article.from?.address;
   const fromName = `${article.from?.name || article.from?.address || 'Someone'} via ${ctx.config.helpdesk.name}`;
-  for (const member of ctx.units.members(ticket.su)) {
+  for (const member of membersOf(ctx, ticket.su, ticket.number)) {
     if (member === sender) continue;
     await send(ctx, ticket, article, {
       replyTo: await replyAddressFor(ctx, ticket, member),
@@ -152,6 +152,13 @@ export async function relayAgentReply(ctx: DomainContext, ticket: Ticket, articl
   await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
 }
 
+/** A unit's members; a unit no longer in the configuration falls back to the entry unit, loudly. */
+function membersOf(ctx: DomainContext, unit: string, ticketNumber: number): string[] {
+  if (ctx.units.get(unit)) return ctx.units.members(unit);
+  ctx.log.warn({ ticket: ticketNumber, unit }, 'unit not in the configuration: its mail goes to the entry unit');
+  return ctx.units.members(ctx.units.entryKey);
+}
+
 export interface UnitMail {
   /** Idempotency key of the event (an event or article id): one mail per member per key. */
   key: string;
@@ -168,7 +175,7 @@ export interface UnitMail {
 /** A mail to every member of a unit, each with their own reply address. */
 export async function tellUnit(ctx: DomainContext, ticket: Ticket, mail: UnitMail): Promise<void> {
   const exclude = new Set(mail.exclude?.filter(Boolean).map((a) => a!.toLowerCase()));
-  for (const member of ctx.units.members(mail.unit ?? ticket.su)) {
+  for (const member of membersOf(ctx, mail.unit ?? ticket.su, ticket.number)) {
     if (exclude.has(member)) continue;
     await send(ctx, ticket, mail.article ?? null, {
       key: `${mail.key}:${mail.kind}:${member}`,

@@ -149,8 +149,8 @@ export async function agentAction(ctx: DomainContext, ticket: Ticket, action: Ag
     articleId: article?._id ?? null,
     check: (t) => (mayAct(ctx, t, origin.actor.address) ? refusal(ctx, t, action, origin.actor) : `${who(origin.actor)} is not an agent of ${unitName(ctx, t.su)} or ${unitName(ctx, ctx.units.entryKey)}`),
     change: (t) => changeFor(ctx, t, action, origin.actor),
-    timers: (_t, change) => [
-      ...stateTimers(ctx, change.state),
+    timers: (t, change) => [
+      ...(change.state && change.state !== t.state ? stateTimers(ctx, change.state) : []),
       ...(action.kind === 'priority' && change.slaDue ? [{ kind: 'sla', due: change.slaDue }] : []),
     ],
     onConflict: 'refuse',

@@ -35,8 +35,19 @@ export interface AgentMailPlan {
  * another agent's or ticket's address do not): otherwise the mail is kept as an internal note
  * and reaches nobody outside the unit. Unknown or not-allowed commands change nothing.
  */
-export async function planAgentMail(ctx: DomainContext, ticket: Ticket, sender: string, recipients: string[], newText: string): Promise<AgentMailPlan> {
+export async function planAgentMail(
+  ctx: DomainContext,
+  ticket: Ticket,
+  sender: string,
+  recipients: string[],
+  newText: string,
+  opts: { automated?: string | null; /** A re-run: the commands were accepted once; their transitions are idempotent. */ replay?: boolean } = {},
+): Promise<AgentMailPlan> {
   const parsed = parseAgentMail(newText, ctx.units.all().map((u) => u.key));
+  if (opts.automated) {
+    // An agent's out-of-office answer: kept for the unit, acted on by nobody.
+    return { text: newText.trim(), internal: true, flag: null, problems: [], actions: [], verified: false, firstCommand: null };
+  }
   const tokens = replyTokensIn(ctx, recipients).filter((t) => t.number === ticket.number);
   let verified = false;
   for (const t of tokens) if (await isValidReplyToken(ctx, ticket, sender, t.token)) verified = true;
@@ -60,7 +71,7 @@ export async function planAgentMail(ctx: DomainContext, ticket: Ticket, sender: 
   }
   const problems = parsed.commands.filter((c): c is CommandLine & { error: string } => !!c.error).map((c) => `${c.line}: ${c.error}`);
   const actions = parsed.commands.map((c) => c.action).filter((a): a is AgentAction => !!a);
-  if (!problems.length) {
+  if (!problems.length && !opts.replay) {
     if (!mayAct(ctx, ticket, sender)) problems.push(`${sender} is not an agent of ${ctx.units.get(ticket.su)?.name ?? ticket.su} or ${ctx.units.entry.name}`);
     else {
       // Check the commands in order against the ticket as each would leave it.
@@ -135,7 +146,11 @@ export async function runAgentMail(ctx: DomainContext, ticket: Ticket, article: 
   const carrier = plan.internal ? plan.actions.findIndex((a) => a.kind === 'assign' || a.kind === 'note') : lastTextAction(plan.actions);
   for (const [i, action] of plan.actions.entries()) {
     const result = await agentAction(ctx, current, action, { actor, channel: 'mail', op: `${article.key}#${i}` }, i === carrier ? article : null);
-    if (result && !result.ok) refused.push(`/${action.kind}: ${result.reason}`);
+    if (result && !result.ok) {
+      refused.push(`/${action.kind}: ${result.reason}`);
+      // Its words were for the requester and never went: the portal must not show them as sent.
+      if (i === carrier && !plan.internal) await ctx.store.models.Article.updateOne({ _id: article._id }, { $set: { internal: true, flag: `${FLAG_REFUSED}: ${result.reason}` } });
+    }
     current = (await currentTicket(ctx, ticket._id)) ?? current;
   }
   if (plan.internal && carrier < 0 && plan.text) {

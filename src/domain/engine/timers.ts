@@ -5,7 +5,7 @@ import { formatTag } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { tellRequester, tellUnit } from '../notify.ts';
 import { isFinished } from './actions.ts';
-import { currentTicket, transition, type TransitionResult } from './transition.ts';
+import { currentTicket, recordOnce, transition, type TransitionResult } from './transition.ts';
 
 /** How long a process may hold a due timer before another may run it. */
 const JOB_LEASE_MS = 60_000;
@@ -57,19 +57,21 @@ async function runJob(ctx: DomainContext, job: Job): Promise<void> {
   const ticket = await currentTicket(ctx, job.ticketId);
   if (!ticket) return;
   if (job.kind === 'sla') return escalate(ctx, ticket);
-  // A state timer acts only if the ticket is still in the state it was started for.
-  if (ticket.state !== job.state || ticket.stateVersion !== job.stateVersion) return;
   const op = `timer:${job._id}`;
+  // A state timer acts only if the ticket is still in the state it was started for, or if it
+  // acted already (a process died before its mails were queued: the re-run queues them).
+  const actedAlready = ticket.recentOps.some((o) => o.op === op);
+  if (!actedAlready && (ticket.state !== job.state || ticket.stateVersion !== job.stateVersion)) return;
   const stillThere = (t: Ticket) => (t.state === job.state && t.stateVersion === job.stateVersion ? null : 'the ticket has moved on');
   const tag = formatTag(ctx.config.ticketPrefix, ticket.number);
   const reminder = /^remind-(\d+)$/.exec(job.kind);
   if (reminder) {
     const n = Number(reminder[1]);
-    const result = await transition(ctx, ticket._id, { action: `reminder ${n}`, op, actor: TIMER, channel: 'timer', check: stillThere, change: () => ({}), onConflict: 'retry' }, ticket);
-    if (!applied(result)) return;
+    // A reminder changes nothing on the ticket: it is logged, once, without a new version.
+    const { event } = await recordOnce(ctx, ticket, { action: `reminder ${n}`, op, actor: TIMER, channel: 'timer' });
     const days = ctx.config.timers.waitingReminders[n - 1];
-    await tellRequester(ctx, result.ticket, {
-      key: result.event._id,
+    await tellRequester(ctx, ticket, {
+      key: event._id,
       kind: `reminder-${n}`,
       text: null,
       lines: [
@@ -105,8 +107,9 @@ async function runJob(ctx: DomainContext, job: Job): Promise<void> {
 async function escalate(ctx: DomainContext, ticket: Ticket): Promise<void> {
   const overdue = (t: Ticket) =>
     t.firstResponseAt ? 'answered' : t.slaEscalatedAt ? 'escalated already' : !t.slaDue || new Date(t.slaDue) > ctx.now() ? 'not due' : isFinished(t.state) ? `the ticket is ${t.state}` : null;
-  if (overdue(ticket)) return;
-  const result = await transition(ctx, ticket._id, { action: 'escalate', op: `timer:sla:${String(ticket._id)}`, actor: TIMER, channel: 'timer', check: overdue, change: () => ({ slaEscalatedAt: ctx.now() }), onConflict: 'retry' }, ticket);
+  const op = `timer:sla:${String(ticket._id)}`;
+  if (overdue(ticket) && !ticket.recentOps.some((o) => o.op === op)) return;
+  const result = await transition(ctx, ticket._id, { action: 'escalate', op, actor: TIMER, channel: 'timer', check: overdue, change: () => ({ slaEscalatedAt: ctx.now() }), onConflict: 'retry' }, ticket);
   if (!applied(result)) return;
   const tag = formatTag(ctx.config.ticketPrefix, ticket.number);
   const promise = ctx.config.timers.firstResponse[result.ticket.priority];

@@ -119,6 +119,10 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
     if (done) {
       const event = await Events.findById(eventId(ticketId, done.v)).lean<TicketEvent>();
       if (event) return { ok: true, ticket, event, fresh: false };
+    } else if (ticket.version >= RECENT_OPS) {
+      // Older than the ticket remembers (a mail delivered again long after): ask the log.
+      const event = await Events.findOne({ ticketId, op: spec.op, outcome: 'applied', version: { $ne: null } }).lean<TicketEvent>();
+      if (event) return { ok: true, ticket, event, fresh: false };
     }
     let reason = spec.check(ticket);
     if (!reason && lost && spec.onConflict === 'refuse') reason = describe(lost);
@@ -144,10 +148,12 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
       set.stateVersion = version;
       set.stateSince = now;
     }
-    if (newState && spec.timers) {
-      for (const timer of spec.timers(ticket, change)) {
+    for (const timer of spec.timers?.(ticket, change) ?? []) {
+      {
+        const jobState = newState ? change.state : ticket.state;
+        const jobStateVersion = newState ? version : ticket.stateVersion;
         await Jobs.collection
-          .insertOne({ _id: `${timer.kind}:${String(ticketId)}@${version}`, kind: timer.kind, ticketId, ticketNumber: ticket.number, state: change.state, stateVersion: version, due: timer.due } as never)
+          .insertOne({ _id: `${timer.kind}:${String(ticketId)}@${version}`, kind: timer.kind, ticketId, ticketNumber: ticket.number, state: jobState, stateVersion: jobStateVersion, due: timer.due } as never)
           .catch((err: unknown) => {
             if (!isDuplicateKeyError(err)) throw err;
           });
@@ -195,6 +201,41 @@ export async function lastDoneBy(ctx: DomainContext, ticket: Pick<Ticket, '_id' 
 
 function byWhom(event: TicketEvent): string {
   return ` (by ${event.actor.name || event.actor.address || event.channel} at ${new Date(event.at).toISOString()})`;
+}
+
+/**
+ * Logs something that happened to a ticket without changing it (a reminder sent), once per
+ * operation: the event's _id derives from the operation, so a re-run finds it. It takes no
+ * version, so it never makes anyone's next action a lost race.
+ */
+export async function recordOnce(
+  ctx: DomainContext,
+  ticket: Ticket,
+  what: Pick<TransitionSpec, 'action' | 'op' | 'actor' | 'channel'>,
+): Promise<{ event: TicketEvent; fresh: boolean }> {
+  const event: TicketEvent = {
+    _id: `${String(ticket._id)}~${createHash('sha256').update(what.op).digest('hex').slice(0, 24)}`,
+    ticketId: ticket._id,
+    ticketNumber: ticket.number,
+    version: null,
+    action: what.action,
+    op: what.op,
+    actor: what.actor,
+    channel: what.channel,
+    at: ctx.now(),
+    outcome: 'applied',
+    reason: null,
+    changes: [],
+    set: {},
+    articleId: null,
+  };
+  try {
+    await ctx.store.models.TicketEvent.collection.insertOne(event as never);
+    return { event, fresh: true };
+  } catch (err) {
+    if (!isDuplicateKeyError(err)) throw err;
+    return { event: (await ctx.store.models.TicketEvent.findById(event._id).lean<TicketEvent>()) ?? event, fresh: false };
+  }
 }
 
 /** Logs an attempt refused before it came to a transition (e.g. a mail's commands found not allowed). */

@@ -65,28 +65,33 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   const known = await findArticleByKey(ctx, key);
   if (known) {
     // Redelivery, or a re-run after a crash: finish whatever was not finished.
-    ticket = (await store.models.Ticket.findById(known.ticketId).lean<Ticket>())!;
+    ticket = (await currentTicket(ctx, known.ticketId))!;
     article = known;
     role = known.authorRole === 'system' ? 'stranger' : (known.authorRole as SenderRole);
     newTicket = ticket.originKey === key;
   } else {
     const recipients = recipientsOf(mail, item);
-    const match = (await resolveThread(ctx, mail)) ?? (await matchByReplyAddress(ctx, recipients));
-    role = match && sender ? senderRole(ctx, match.ticket, sender.address) : 'requester';
+    const found = (await resolveThread(ctx, mail)) ?? (await matchByReplyAddress(ctx, recipients));
+    // The ticket with every transition in it (its document may lag behind its audit log).
+    const match = found ? { ticket: (await currentTicket(ctx, found.ticket._id)) ?? found.ticket } : null;
+    // A mail that names no sender at all is nobody's follow-up: it opens a ticket of its own.
+    role = !match ? 'requester' : sender ? senderRole(ctx, match.ticket, sender.address) : 'stranger';
     // A requester's reply after the reopen window (or to a closed ticket) opens a new ticket
-    // that names the old one; an automatic reply (out of office) never does.
-    const tooLate = !!match && role !== 'agent' && role !== 'stranger' && !automated && pastReopenWindow(ctx, match.ticket);
+    // that names the old one; an automatic reply (out of office) never does, and neither does
+    // a "verified" to a solution that is still solved.
+    const verifies = match?.ticket.state === 'solved' && isVerifiedReply(trimReply(mail.text).text);
+    const tooLate = !!match && role !== 'agent' && role !== 'stranger' && !automated && !verifies && pastReopenWindow(ctx, match.ticket);
     const opensTicket = !match || role === 'stranger' || tooLate;
     const identity = await identifySender(ctx, { item, mail, sender, automated, opensTicket });
     if ('kind' in identity) return identity;
     const authorSub = identity.sub;
     let text = mail.text;
     if (match && !opensTicket) {
-      ticket = (await currentTicket(ctx, match.ticket._id)) ?? match.ticket;
+      ticket = match.ticket;
       newTicket = false;
       // A follow-up keeps only its new text; the whole mail stays in the inbox.
       text = trimReply(mail.text).text;
-      if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, text);
+      if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, text, { automated });
       if (plan) text = plan.text;
     } else {
       const referred = match && !tooLate ? match.ticket.number : null;
@@ -122,7 +127,8 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       references: mail.references,
       text,
       // An agent's mail with commands keeps its HTML out: the commands and the quote are in it.
-      html: plan && (plan.internal || plan.flag || plan.actions.some((a) => a.kind !== 'reply')) ? null : mail.html,
+      // An agent's HTML quotes our notification (internal notes, commands): only its text is kept.
+      html: role === 'agent' ? null : mail.html,
       attachments: mail.attachments.map(({ content: _c, ...meta }) => meta),
       authResults: mail.authResults,
       automated,
@@ -134,7 +140,9 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   }
 
   await registerMessageIds(ctx, ticket, [mail.messageId]);
-  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address);
+  // Only people the ticket trusts bring others in: not an unverified "agent" (a spoofed From).
+  const vouched = role === 'requester' || role === 'participant' || (role === 'agent' && (!plan || !plan.flag) && !article.flag);
+  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched);
 
   if (automated) {
     ctx.log.info({ ticket: ticket.number, reason: automated }, 'automated mail: no automatic answer');
@@ -143,8 +151,12 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     await notifyUnit(ctx, ticket, article, 'new');
   } else if (role === 'agent') {
     // A re-run after a crash plans again from the mail, unless the first run refused it.
-    plan ??= await planAgentMail(ctx, ticket, sender?.address ?? '', recipientsOf(mail, item), article.text === mail.text ? trimReply(mail.text).text : mail.text);
-    if (article.flag) plan = { ...plan, flag: article.flag };
+    // A re-run (a crash, or the same mail delivered twice) replays what the first run decided:
+    // its commands are not checked again against the ticket they already changed.
+    if (!plan || !articleIsNew) {
+      plan = await planAgentMail(ctx, ticket, sender?.address ?? '', recipientsOf(mail, item), trimReply(mail.text).text, { automated, replay: !article.flag });
+      if (article.flag) plan = { ...plan, flag: article.flag };
+    }
     const actor: Actor = { address: sender?.address ?? null, name: sender?.name ?? '', sub: article.authorSub, role: 'agent' };
     await runAgentMail(ctx, ticket, article, plan, actor);
   } else {
@@ -187,9 +199,9 @@ function participantsOf(ctx: DomainContext, mail: ParsedMessage, sender: string 
 }
 
 /** Single-document updates only: participants, state and the requester's thread tip. */
-async function updateTicketAfterMail(ctx: DomainContext, ticket: Ticket, mail: ParsedMessage, role: SenderRole, sender: string | undefined): Promise<Ticket> {
+async function updateTicketAfterMail(ctx: DomainContext, ticket: Ticket, mail: ParsedMessage, role: SenderRole, sender: string | undefined, vouched: boolean): Promise<Ticket> {
   const { Ticket } = ctx.store.models;
-  const participants = participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address);
+  const participants = vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address) : [];
   const set: Record<string, unknown> = {};
   if (role === 'requester' && mail.messageId && ticket.requesterTip !== mail.messageId) set.requesterTip = mail.messageId;
   const update: Record<string, unknown> = {};
@@ -224,7 +236,8 @@ export function isVerifiedReply(text: string): boolean {
 async function requesterFollowUp(ctx: DomainContext, ticket: Ticket, article: Article, role: SenderRole): Promise<void> {
   const actor: Actor = { address: article.from?.address ?? null, name: article.from?.name ?? '', sub: article.authorSub, role: role === 'requester' ? 'requester' : 'participant' };
   const origin = { actor, channel: 'mail' as const, op: article.key };
-  if (role === 'requester' && ticket.state === 'solved' && isVerifiedReply(article.text)) {
+  // (Also on a re-run after a crash between "verified" and "closed".)
+  if (role === 'requester' && isVerifiedReply(article.text) && (ticket.state === 'solved' || ticket.recentOps.some((o) => o.op === article.key))) {
     await verifyByRequester(ctx, ticket, origin);
     return;
   }

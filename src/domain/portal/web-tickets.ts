@@ -11,7 +11,7 @@ import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '..
 import { maySee, roleOn, type Viewer } from './access.ts';
 import { agentAddress, agentTicketView, type AgentTicketView } from './agent-view.ts';
 import type { Actor } from '../../db/models/engine.ts';
-import { agentAction, isFinished, mayAct, pastReopenWindow, requesterReplied, verifyByRequester } from '../engine/actions.ts';
+import { agentAction, isFinished, mayAct, pastReopenWindow, refusal, requesterReplied, verifyByRequester } from '../engine/actions.ts';
 import { addWorkingDays } from '../engine/calendar.ts';
 import { currentTicket, transition, type TransitionResult } from '../engine/transition.ts';
 
@@ -159,6 +159,14 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
   const address = role === 'agent' ? agentAddress(ctx, viewer.addresses, ticket) : (viewer.addresses[0] ?? null);
   // An agent of a unit the ticket has left may read it, but its unit and First Line answer it.
   if (role === 'agent' && !mayAct(ctx, ticket, address)) throw new FormError({ form: `Only ${ctx.units.get(ticket.su)?.name ?? ticket.su} or ${ctx.units.entry.name} can answer this ticket now.` });
+  // The same rules as for mail: nothing is added to a closed ticket from the web either.
+  const current = (await currentTicket(ctx, ticket._id)) ?? ticket;
+  if (role === 'agent') {
+    const why = refusal(ctx, current, { kind: 'reply' }, actorOf(viewer, 'agent'));
+    if (why) throw new FormError({ text: `Not sent: ${why}.` });
+  } else if (pastReopenWindow(ctx, current)) {
+    throw new FormError({ text: `This ticket is ${current.state === 'closed' ? 'closed' : 'past its reopen window'}: open a new ticket (or write to the helpdesk) and mention its number, ${current.number}.` });
+  }
   const attachments = await storeUploads(ctx, input.attachments);
   const { article } = await addArticle(ctx, ticket, {
     key: `web:${viewer.user._id}:${number}:reply:${input.submission}`,
@@ -174,7 +182,11 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
   const fresh = (await currentTicket(ctx, ticket._id)) ?? ticket;
   const origin = { actor: actorOf(viewer, role, address), channel: 'web' as const, op: `web:${viewer.user._id}:${number}:reply:${input.submission}` };
   if (role === 'agent') {
-    await agentAction(ctx, fresh, { kind: 'reply' }, origin, article);
+    const result = await agentAction(ctx, fresh, { kind: 'reply' }, origin, article);
+    if (result && !result.ok) {
+      await ctx.store.models.Article.updateOne({ _id: article._id }, { $set: { internal: true, flag: `not sent: ${result.reason}` } });
+      throw new FormError({ text: `Not sent: ${result.reason}. Your text is kept on the ticket as an internal note.` });
+    }
   } else {
     const moved = await requesterReplied(ctx, fresh, origin);
     await notifyUnit(ctx, moved?.ticket ?? fresh, article, 'followup');
