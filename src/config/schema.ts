@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mailboxListSchema } from './mailboxes.ts';
 
 /** Sizes such as "25MB", "512 KB" or plain bytes. MB means 1024 * 1024 bytes, as mail servers count. */
 const byteSize = z
@@ -68,6 +69,11 @@ export const envSchema = z.object({
   AUP_FILE: z.string().trim().min(1).optional(),
   UNBOUND_SENDERS: z.enum(['hold', 'accept']).default('hold'),
   HOLD_DAYS: positiveInt.default(14),
+  IMAP_LEASE_SECONDS: positiveInt.default(60),
+  IMAP_COMMAND_TIMEOUT_SECONDS: positiveInt.default(120),
+  IMAP_RETRY_MAX_SECONDS: positiveInt.default(300),
+  IMAP_AUTH_RETRY_SECONDS: positiveInt.default(600),
+  IMAP_BATCH: positiveInt.default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -89,6 +95,8 @@ export const fileSchema = z
       .array(z.object({ key: z.string().trim().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lower-case letters, digits and "-"'), name: z.string().trim().min(1) }))
       .min(1)
       .default([{ key: 'general', name: 'General question' }]),
+    /** Mailboxes read over IMAP (config/mailboxes.ts). */
+    mailboxes: mailboxListSchema,
   })
   .superRefine((file, ctx) => {
     const entries = file.units.filter((u) => u.entry);

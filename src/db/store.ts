@@ -5,6 +5,7 @@ import { articleModel } from './models/article.ts';
 import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
+import { intakeModels } from './models/intake.ts';
 import { articleRefModel, blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
@@ -37,6 +38,7 @@ function buildModels(conn: Connection) {
     TicketList: ticketListModel(conn),
     HeldSender: heldSenderModel(conn),
     HeldMail: heldMailModel(conn),
+    ...intakeModels(conn),
   };
 }
 

@@ -2,6 +2,7 @@ import type { Config } from '../../config/load.ts';
 import { parseMessage, parsedToJson } from '../../mail/parse/parse.ts';
 import { storeInboxItem } from '../../mail/receive/inbox-writer.ts';
 import { openCliSession } from '../db-access.ts';
+import { recordPipeDelivery } from '../../db/intake-status.ts';
 import { EX_DATAERR, UsageError } from '../usage.ts';
 import { readStdin } from '../read-stdin.ts';
 
@@ -46,6 +47,7 @@ export async function ingestCommand(args: string[], config: Config): Promise<num
       rcptTo: envelope.rcptTo.length ? envelope.rcptTo : [config.helpdesk.address],
     });
     process.stdout.write(`stored as ${item.id}\n`);
+    await recordPipeDelivery(session.store);
     return 0;
   } finally {
     await session.close();
