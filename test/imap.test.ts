@@ -26,7 +26,7 @@ test.after.always(async () => {
 });
 
 /** Environment of a test helpgate reading mailboxes: short leases, retries and deadlines. */
-const IMAP_ENV = { IMAP_LEASE_SECONDS: '3', IMAP_RETRY_MAX_SECONDS: '2', IMAP_AUTH_RETRY_SECONDS: '1', IMAP_COMMAND_TIMEOUT_SECONDS: '10', IMAP_BATCH: '20' };
+const IMAP_ENV = { IMAP_LEASE_SECONDS: '5', IMAP_RETRY_MAX_SECONDS: '2', IMAP_AUTH_RETRY_SECONDS: '1', IMAP_COMMAND_TIMEOUT_SECONDS: '10', IMAP_BATCH: '20' };
 
 async function helpgateOn(t: ExecutionContext, mailboxes: TestMailbox[], env: Record<string, string> = {}, members = false): Promise<TestHelpgate> {
   return startTestHelpgate(t, { db: await database(), env: { HELPGATE_CONFIG: writeImapConfig(dir, dovecot, mailboxes, { members }), ...IMAP_ENV, ...env } });

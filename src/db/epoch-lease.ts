@@ -54,7 +54,7 @@ export class EpochLease {
       if (current.owner !== this.owner) return false;
       // Ours from before (e.g. the reader restarted its loop): keep it.
       this.epoch = e;
-      return this.renew();
+      return (await this.renew()) === null;
     }
     const expiresAt = new Date(start + this.leaseMs);
     try {
@@ -71,31 +71,33 @@ export class EpochLease {
     return true;
   }
 
-  /** Moves the expiry ahead; false (and the lease dropped) when it was lost or renewed too late. */
-  async renew(): Promise<boolean> {
-    if (!this.epoch) return false;
+  /**
+   * Moves the expiry ahead. Returns why the lease is gone (and drops it) when a later epoch
+   * exists or the renewal landed after the old expiry, else null. A renewal that lands before the
+   * old expiry cannot race a takeover: a taker reads the expiry after its own clock passed it.
+   */
+  async renew(): Promise<string | null> {
+    if (!this.epoch) return 'no lease held';
     const start = Date.now();
     const deadline = this.validUntil;
-    if (await this.leases.findById(this.id(this.epoch + 1), { _id: 1 }).lean()) return this.drop();
+    if (await this.leases.findById(this.id(this.epoch + 1), { _id: 1 }).lean()) return this.drop('another process took the mailbox over');
     await this.leases.updateOne({ _id: this.id(this.epoch) }, { $set: { expiresAt: new Date(start + this.leaseMs) } });
-    // Landed after the old expiry: someone may have taken the next epoch meanwhile.
-    if (deadline && Date.now() >= deadline) return this.drop();
-    if (await this.leases.findById(this.id(this.epoch + 1), { _id: 1 }).lean()) return this.drop();
+    if (deadline && Date.now() >= deadline) return this.drop(`the renewal took ${Date.now() - start} ms and landed after the lease had run out`);
     this.validUntil = start + this.leaseMs;
-    return true;
+    return null;
   }
 
   /** Gives the lease up at once, so another process need not wait for it to expire. */
   async release(): Promise<void> {
     if (!this.epoch) return;
     const epoch = this.epoch;
-    this.drop();
+    this.drop('released');
     await this.leases.updateOne({ _id: this.id(epoch) }, { $set: { expiresAt: new Date(0) } });
   }
 
-  private drop(): false {
+  private drop(reason: string): string {
     this.epoch = 0;
     this.validUntil = 0;
-    return false;
+    return reason;
   }
 }

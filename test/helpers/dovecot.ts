@@ -36,6 +36,8 @@ export class Dovecot {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private readonly users = new Map<string, string>();
+  /** Logins of the test's own clients, by user (Dovecot's log counts them with helpgate's). */
+  private readonly ownLogins = new Map<string, number>();
 
   constructor(users: DovecotUser[]) {
     for (const u of users) this.users.set(u.name, u.password);
@@ -146,6 +148,7 @@ protocol imap {
   async client(user: string): Promise<ImapFlow> {
     const client = new ImapFlow({ host: '127.0.0.1', port: this.port, secure: false, doSTARTTLS: false, auth: { user, pass: this.users.get(user)! }, logger: false, disableAutoIdle: true });
     client.on('error', () => {});
+    this.ownLogins.set(user, (this.ownLogins.get(user) ?? 0) + 1);
     await client.connect();
     return client;
   }
@@ -201,9 +204,9 @@ protocol imap {
     return text.split('\n').filter((l) => pattern.test(l));
   }
 
-  /** Successful logins of `user`, as Dovecot logged them. */
+  /** Successful logins of `user` by others than this helper's own clients (i.e. helpgate's), as Dovecot logged them. */
   logins(user: string): number {
-    return this.logLines(new RegExp(`imap-login: Info: Login: user=<${user}>`)).length;
+    return this.logLines(new RegExp(`imap-login: Info: Login: user=<${user}>`)).length - (this.ownLogins.get(user) ?? 0);
   }
 
   /** Refused password checks of `user`. */

@@ -33,8 +33,20 @@ export function parseIngestArgs(args: string[]): { mailFrom: string | null; rcpt
   return { mailFrom, rcptTo };
 }
 
+/**
+ * Without arguments, the envelope Postfix's local(8) (an alias "|helpgate ingest") and Exim's
+ * pipe transport put in the environment: SENDER, and ORIGINAL_RECIPIENT or RECIPIENT.
+ */
+export function envelopeFromEnvironment(envelope: { mailFrom: string | null; rcptTo: string[] }, env: Record<string, string | undefined>): { mailFrom: string | null; rcptTo: string[] } {
+  const recipient = env.ORIGINAL_RECIPIENT || env.RECIPIENT;
+  return {
+    mailFrom: envelope.mailFrom ?? env.SENDER ?? null,
+    rcptTo: envelope.rcptTo.length ? envelope.rcptTo : recipient ? [recipient.toLowerCase()] : [],
+  };
+}
+
 export async function ingestCommand(args: string[], config: Config): Promise<number> {
-  const envelope = parseIngestArgs(args);
+  const envelope = envelopeFromEnvironment(parseIngestArgs(args), process.env);
   const raw = await readStdin(config.maxMessageSize);
   if (!raw) {
     process.stderr.write(`helpgate: message larger than MAX_MESSAGE_SIZE (${config.maxMessageSize} bytes)\n`);

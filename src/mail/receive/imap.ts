@@ -170,7 +170,8 @@ export class ImapReader {
       if (busy) return;
       busy = true;
       try {
-        if (!(await this.lease.renew())) this.lost('the lease was taken over');
+        const gone = await this.lease.renew();
+        if (gone) this.lost(gone);
       } catch (err) {
         // The database is away: keep trying until the lease runs out, then stop reading.
         if (!this.lease.valid) this.lost(`the lease could not be renewed: ${errorMessage(err)}`);
