@@ -316,17 +316,19 @@ export class ImapReader {
       if (!uids.length) return;
       this.status.set({ backlog: uids.filter((u) => u > this.lastUid).length });
       const batch = uids.slice(0, this.opts.settings.batch);
-      // Already stored (a crash came before the move or flag): only finish the move or flag.
-      const done = batch.filter((u) => u <= this.lastUid);
-      if (done.length) await this.afterStore(client, done);
-      const fresh = batch.filter((u) => u > this.lastUid);
-      if (!fresh.length) continue;
-      const sizes = await this.timed(client, 'FETCH sizes', client.fetchAll(fresh, { uid: true, size: true }, { uid: true }));
+      const sizes = await this.timed(client, 'FETCH sizes', client.fetchAll(batch, { uid: true, size: true }, { uid: true }));
       sizes.sort((a, b) => a.uid - b.uid);
+      const tooLarge = (m: FetchMessageObject) => (m.size ?? 0) > this.opts.maxMessageSize;
+      // Already stored (a crash or a lost connection came before the move or flag): only finish that.
+      const done = sizes.filter((m) => m.uid <= this.lastUid);
+      if (done.some((m) => !tooLarge(m))) await this.afterStore(client, done.filter((m) => !tooLarge(m)).map((m) => m.uid));
+      if (done.some(tooLarge)) await this.moveTooLarge(client, done.filter(tooLarge).map((m) => m.uid));
+      const fresh = sizes.filter((m) => m.uid > this.lastUid);
+      if (!fresh.length) continue;
       // Groups of bodies fetched together, bounded in bytes; too-large ones alone.
       let group: FetchMessageObject[] = [];
       let groupBytes = 0;
-      for (const m of sizes) {
+      for (const m of fresh) {
         const size = m.size ?? 0;
         if (size > this.opts.maxMessageSize || (group.length && groupBytes + size > BATCH_BYTES)) {
           if (!(await this.storeGroup(client, group))) return;
@@ -385,9 +387,13 @@ export class ImapReader {
     await this.saveCheckpoint();
     this.log.warn({ mailbox: this.mb.name, uid, size, limit: this.opts.maxMessageSize, inboxId: String(id) }, `imap: message too large, moved to "${folder}"`);
     this.opts.onNotice?.();
-    await this.ensureFolder(client, folder);
-    await this.timed(client, 'MOVE', client.messageMove([uid], folder, { uid: true }));
+    await this.moveTooLarge(client, [uid]);
     return true;
+  }
+
+  private async moveTooLarge(client: ImapFlow, uids: number[]): Promise<void> {
+    await this.ensureFolder(client, this.mb.tooLargeFolder);
+    await this.timed(client, 'MOVE', client.messageMove(uids, this.mb.tooLargeFolder, { uid: true }));
   }
 
   private async ensureFolder(client: ImapFlow, folder: string): Promise<void> {
