@@ -256,12 +256,14 @@ export class ImapReader {
       await this.timed(client, 'connect', client.connect());
       const box = await this.timed(client, `SELECT ${this.mb.folder}`, client.mailboxOpen(this.mb.folder));
       await this.loadCheckpoint(String(box.uidValidity));
-      this.failures = 0;
       const canIdle = this.mb.idle && client.capabilities.has('IDLE');
       while (!this.stopping && this.lease.valid) {
         newMail = false;
         this.status.set({ state: 'reading' });
         await this.drain(client);
+        // Only a session that got through its folder counts as a success: a server that drops
+        // every connection after SELECT must still back off.
+        this.failures = 0;
         if (this.stopping || !this.lease.valid) break;
         if (closed) throw closedError;
         this.status.set({ state: canIdle ? 'idle' : 'polling', failures: 0, backlog: 0 });
