@@ -95,6 +95,9 @@ test('in \\Seen mode a stored mail stays in the folder, flagged \\Seen, and is r
   t.is(counts.size, 3);
   t.deepEqual(acksOf(h, [...mails, extra!]), [1, 1, 1, 1]);
   t.deepEqual(await dovecot.list('seen', 'Processed'), []);
+  // Nothing left to do: the reader idles (it does not keep re-reading the flagged mails).
+  const { IntakeStatus } = h.hg.store.models;
+  await until(async () => (await IntakeStatus.findById('imap:help').lean<IntakeStatus>())?.state === 'idle', { what: 'the reader to idle', timeoutMs: 30_000 });
 });
 
 test('in delete mode a stored mail is removed from the mailbox', async (t) => {

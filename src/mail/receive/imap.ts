@@ -318,14 +318,17 @@ export class ImapReader {
       if (!uids.length) return;
       this.status.set({ backlog: uids.filter((u) => u > this.lastUid).length });
       const batch = uids.slice(0, this.opts.settings.batch);
-      const sizes = await this.timed(client, 'FETCH sizes', client.fetchAll(batch, { uid: true, size: true }, { uid: true }));
+      const sizes = await this.timed(client, 'FETCH sizes', client.fetchAll(batch, { uid: true, size: true, flags: true }, { uid: true }));
       sizes.sort((a, b) => a.uid - b.uid);
       const tooLarge = (m: FetchMessageObject) => (m.size ?? 0) > this.opts.maxMessageSize;
-      // Already stored (a crash or a lost connection came before the move or flag): only finish that.
-      const done = sizes.filter((m) => m.uid <= this.lastUid);
+      // Already stored (a crash or a lost connection came before the move or flag): only finish
+      // that. In \Seen mode, "UID n:*" also answers the last message when n is past it: skip
+      // what is flagged already.
+      const done = sizes.filter((m) => m.uid <= this.lastUid && !(this.mb.afterStore === 'seen' && m.flags?.has('\\Seen') && !tooLarge(m)));
+      const fresh = sizes.filter((m) => m.uid > this.lastUid);
+      if (!done.length && !fresh.length) return;
       if (done.some((m) => !tooLarge(m))) await this.afterStore(client, done.filter((m) => !tooLarge(m)).map((m) => m.uid));
       if (done.some(tooLarge)) await this.moveTooLarge(client, done.filter(tooLarge).map((m) => m.uid));
-      const fresh = sizes.filter((m) => m.uid > this.lastUid);
       if (!fresh.length) continue;
       // Groups of bodies fetched together, bounded in bytes; too-large ones alone.
       let group: FetchMessageObject[] = [];
