@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { ConfigError } from '../src/errors/errors.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-imap-config-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 const UNIT = 'units:\n  - { key: first-line, name: First Line, address: fl@helpdesk.localhost, entry: true }\n';
 
 function file(mailboxes: string): string {
