@@ -19,6 +19,9 @@ import { PollLoop } from './jobs/poll-loop.ts';
 import { errorMessage } from './errors/errors.ts';
 import { runDueTimers, TIMER_BATCH, type TimerPass } from './domain/engine/timers.ts';
 import { randomBytes } from 'node:crypto';
+import { startImapReaders, type ImapReader } from './mail/receive/imap.ts';
+import { IntakeStatusReporter, hostName } from './db/intake-status.ts';
+import { answerIntakeNotices } from './domain/intake-notices.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -34,6 +37,8 @@ export interface Helpgate {
   readonly devAai: DevAai | null;
   /** The GGUS timers of this process: `runDue()` runs what is due now (as the loop does every TIMER_INTERVAL_SECONDS). */
   readonly timers: { runDue(): Promise<TimerPass>; /** Timers run by this process since start (loop and runDue). */ ran(): number };
+  /** One reader per configured mailbox (config.mailboxes). */
+  readonly imap: readonly ImapReader[];
   stop(): Promise<void>;
 }
 
@@ -74,18 +79,45 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
   });
   ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}) });
   const ingest = new IngestWorker(ctx);
+  let smtpStatus: IntakeStatusReporter | null = null;
   const smtpIntake = new SmtpIntake({
     store,
     log,
     recipients: ctx.own,
     maxMessageSize: config.maxMessageSize,
     hostname: config.helpdesk.domain,
-    onStored: () => ingest.kick(),
+    onStored: () => {
+      smtpStatus?.messageStored();
+      ingest.kick();
+    },
   });
   const address = await smtpIntake.listen(config.smtp.port, config.smtp.host);
+  smtpStatus = new IntakeStatusReporter(store.models.IntakeStatus, `smtp:${hostName}:${address.port}`, 'smtp', {
+    onError: (err) => log.warn({ err }, 'could not record the SMTP intake status'),
+  });
+  smtpStatus.set({ state: 'listening', detail: `smtp://${address.address}:${address.port}` });
+  smtpStatus.startHeartbeat();
   ingest.start();
   if (!config.outbox.hold) outbox.start();
   else log.warn('OUTBOX_HOLD=true: outbound mail is queued but not sent by this process');
+  // Mail the intakes could not take but whose senders are told (too large for MAX_MESSAGE_SIZE).
+  const intakeNotices = new PollLoop({
+    name: 'intake-notices',
+    step: () => answerIntakeNotices(ctx),
+    idleMs: 30_000,
+    onError: (err) => log.error({ err: errorMessage(err) }, 'intake notices failed'),
+  });
+  intakeNotices.start();
+  const imap = startImapReaders({
+    store,
+    log,
+    mailboxes: config.mailboxes,
+    settings: config.imap,
+    maxMessageSize: config.maxMessageSize,
+    recipient: config.helpdesk.address,
+    onStored: () => ingest.kick(),
+    onNotice: () => intakeNotices.kick(),
+  });
 
   let devAai: DevAai | null = null;
   let portal: RunningPortal | null = null;
@@ -157,6 +189,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     portal,
     devAai,
     timers: { runDue, ran: () => timersRan },
+    imap,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -164,7 +197,10 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
       await housekeeping.stop();
       await portal?.close();
       await devAai?.stop();
+      await Promise.all(imap.map((r) => r.stop()));
       await smtpIntake.close();
+      await smtpStatus?.stop({ state: 'stopped' });
+      await intakeNotices.stop();
       await Promise.all([ingest.stop(), outbox.stop()]);
       await store.close();
       if (ownsDatabase) {

@@ -4,6 +4,7 @@ import { devAaiCommand } from './commands/dev-aai.ts';
 import { ingestCommand, parseCommand } from './commands/mail.ts';
 import { inboxCommand, outboxCommand, ticketsCommand } from './commands/records.ts';
 import { serveCommand } from './commands/serve.ts';
+import { statusCommand } from './commands/status.ts';
 import { toolsCommand } from './commands/tools.ts';
 import { EX_TEMPFAIL, EX_USAGE, USAGE } from './usage.ts';
 
@@ -16,6 +17,7 @@ const commands: Record<string, Command> = {
   tickets: ticketsCommand,
   outbox: outboxCommand,
   inbox: inboxCommand,
+  status: statusCommand,
   tools: toolsCommand,
   'dev-aai': devAaiCommand,
 };

@@ -20,6 +20,8 @@ export const USAGE = `Usage: helpgate <command> [options]
   outbox show ID              print one outbound mail as sent (MIME)
   inbox [--json]              received messages and their processing state
   inbox retry ID              process a (quarantined) message again
+  status [--json]             each intake (SMTP, mailboxes, pipe): state, last message,
+                              backlog, last error
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
   dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
                               and print its issuer and test users

@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
 import { envSchema, fileSchema, type SupportUnit, type Timers } from './schema.ts';
+import { resolveMailboxes, type ImapSettings, type MailboxConfig } from './mailboxes.ts';
 
 /** The project's root folder (where package.json, templates/ and web/ live). */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,6 +52,8 @@ export interface Config {
   readonly timerIntervalSeconds: number;
   readonly units: readonly SupportUnit[];
   readonly entryUnit: SupportUnit;
+  readonly mailboxes: readonly MailboxConfig[];
+  readonly imap: ImapSettings;
 }
 
 function firstIssue(error: z.ZodError, prefix: string): ConfigError {
@@ -128,6 +131,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     timerIntervalSeconds: e.TIMER_INTERVAL_SECONDS,
     units,
     entryUnit: units.find((u) => u.entry)!,
+    mailboxes: resolveMailboxes(parsedFile.data.mailboxes, env, `HELPGATE_CONFIG(${path.basename(configFile)})`),
+    imap: {
+      leaseSeconds: e.IMAP_LEASE_SECONDS,
+      commandTimeoutSeconds: e.IMAP_COMMAND_TIMEOUT_SECONDS,
+      retryMaxSeconds: e.IMAP_RETRY_MAX_SECONDS,
+      authRetrySeconds: e.IMAP_AUTH_RETRY_SECONDS,
+      batch: e.IMAP_BATCH,
+    },
   };
   return deepFreeze(config);
 }

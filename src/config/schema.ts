@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mailboxListSchema } from './mailboxes.ts';
 
 /** Sizes such as "25MB", "512 KB" or plain bytes. MB means 1024 * 1024 bytes, as mail servers count. */
 const byteSize = z
@@ -74,6 +75,11 @@ export const envSchema = z.object({
   REPLY_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
   /** How often each process looks for due timers. */
   TIMER_INTERVAL_SECONDS: positiveInt.default(60),
+  IMAP_LEASE_SECONDS: positiveInt.default(60),
+  IMAP_COMMAND_TIMEOUT_SECONDS: positiveInt.default(120),
+  IMAP_RETRY_MAX_SECONDS: positiveInt.default(300),
+  IMAP_AUTH_RETRY_SECONDS: positiveInt.default(600),
+  IMAP_BATCH: positiveInt.default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -121,6 +127,8 @@ export const fileSchema = z
         if (t.reopenWindow > t.solvedClose) ctx.addIssue({ code: 'custom', path: ['reopenWindow'], message: 'cannot be longer than solvedClose (a closed ticket is not reopened)' });
       })
       .default({ waitingReminders: [5, 10], waitingUnsolved: 15, solvedClose: 10, reopenWindow: 10, firstResponse: { 'less urgent': 2, urgent: 1, 'very urgent': 0.5, 'top priority': 0.25 } }),
+    /** Mailboxes read over IMAP (config/mailboxes.ts). */
+    mailboxes: mailboxListSchema,
   })
   .superRefine((file, ctx) => {
     const entries = file.units.filter((u) => u.entry);

@@ -6,6 +6,7 @@ import { jobModel, secretModel, ticketEventModel } from './models/engine.ts';
 import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
+import { intakeModels } from './models/intake.ts';
 import { articleRefModel, blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
@@ -41,6 +42,7 @@ function buildModels(conn: Connection) {
     TicketEvent: ticketEventModel(conn),
     Job: jobModel(conn),
     Secret: secretModel(conn),
+    ...intakeModels(conn),
   };
 }
 

@@ -54,6 +54,11 @@ export class HelpgateProcess {
     return this.smtpPort;
   }
 
+  /** The process id of the running helpgate (0 when not running). */
+  get pid(): number {
+    return this.running ? this.child!.pid ?? 0 : 0;
+  }
+
   get running(): boolean {
     return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
   }

@@ -2,6 +2,7 @@ import type { Config } from '../../config/load.ts';
 import { parseMessage, parsedToJson } from '../../mail/parse/parse.ts';
 import { storeInboxItem } from '../../mail/receive/inbox-writer.ts';
 import { openCliSession } from '../db-access.ts';
+import { recordPipeDelivery } from '../../db/intake-status.ts';
 import { EX_DATAERR, UsageError } from '../usage.ts';
 import { readStdin } from '../read-stdin.ts';
 
@@ -32,8 +33,20 @@ export function parseIngestArgs(args: string[]): { mailFrom: string | null; rcpt
   return { mailFrom, rcptTo };
 }
 
+/**
+ * Without arguments, the envelope Postfix's local(8) (an alias "|helpgate ingest") and Exim's
+ * pipe transport put in the environment: SENDER, and ORIGINAL_RECIPIENT or RECIPIENT.
+ */
+export function envelopeFromEnvironment(envelope: { mailFrom: string | null; rcptTo: string[] }, env: Record<string, string | undefined>): { mailFrom: string | null; rcptTo: string[] } {
+  const recipient = env.ORIGINAL_RECIPIENT || env.RECIPIENT;
+  return {
+    mailFrom: envelope.mailFrom ?? env.SENDER ?? null,
+    rcptTo: envelope.rcptTo.length ? envelope.rcptTo : recipient ? [recipient.toLowerCase()] : [],
+  };
+}
+
 export async function ingestCommand(args: string[], config: Config): Promise<number> {
-  const envelope = parseIngestArgs(args);
+  const envelope = envelopeFromEnvironment(parseIngestArgs(args), process.env);
   const raw = await readStdin(config.maxMessageSize);
   if (!raw) {
     process.stderr.write(`helpgate: message larger than MAX_MESSAGE_SIZE (${config.maxMessageSize} bytes)\n`);
@@ -46,6 +59,7 @@ export async function ingestCommand(args: string[], config: Config): Promise<num
       rcptTo: envelope.rcptTo.length ? envelope.rcptTo : [config.helpdesk.address],
     });
     process.stdout.write(`stored as ${item.id}\n`);
+    await recordPipeDelivery(session.store);
     return 0;
   } finally {
     await session.close();

@@ -11,6 +11,10 @@ export function banner(hg: Helpgate): string {
   return [
     'helpgate is running',
     `  SMTP intake   smtp://${hg.smtp.host}:${hg.smtp.port}  (mail to ${c.helpdesk.address}; max ${c.maxMessageSize} bytes)`,
+    ...c.mailboxes.map(
+      (m) =>
+        `  IMAP          ${m.name}: ${m.tls === 'implicit' ? 'imaps' : 'imap'}://${m.user}@${m.host}:${m.port}/${m.folder}  (stored mail is ${m.afterStore === 'move' ? `moved to "${m.moveTo}"` : m.afterStore === 'seen' ? 'flagged \\Seen' : 'deleted'}; \`helpgate status\`)`,
+    ),
     `  Database      ${db}`,
     `  Outbound mail ${outbound}`,
     ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`] : []),

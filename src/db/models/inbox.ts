@@ -17,6 +17,8 @@ const envelopeSchema = new Schema(
     rcptTo: { type: [String], default: [] },
     clientIp: { type: String, default: null },
     helo: { type: String, default: null },
+    /** The mailbox (config name) an IMAP message was read from. */
+    mailbox: { type: String, default: null },
   },
   { _id: false },
 );
@@ -48,7 +50,7 @@ inboxSchema.index({ receivedAt: -1 });
 export interface InboxItem {
   _id: Types.ObjectId;
   source: (typeof INBOX_SOURCES)[number];
-  envelope: { mailFrom: string | null; rcptTo: string[]; clientIp: string | null; helo: string | null };
+  envelope: { mailFrom: string | null; rcptTo: string[]; clientIp: string | null; helo: string | null; mailbox?: string | null };
   rawSha256: string;
   size: number;
   receivedAt: Date;

@@ -8,6 +8,8 @@ export interface Envelope {
   rcptTo: string[];
   clientIp?: string | null;
   helo?: string | null;
+  /** IMAP: the configured mailbox the message was read from. */
+  mailbox?: string | null;
 }
 
 export interface StoredItem {
@@ -31,7 +33,7 @@ export async function storeInboxItem(store: Store, source: 'smtp' | 'pipe' | 'im
     const doc = await store.models.Inbox.create({
       _id,
       source,
-      envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, clientIp: envelope.clientIp ?? null, helo: envelope.helo ?? null },
+      envelope: { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, clientIp: envelope.clientIp ?? null, helo: envelope.helo ?? null, mailbox: envelope.mailbox ?? null },
       rawSha256,
       size: raw.length,
       receivedAt: now,
