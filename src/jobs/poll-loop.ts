@@ -1,3 +1,5 @@
+import { Naps } from './nap.ts';
+
 /**
  * Runs `step` over and over in `concurrency` parallel lanes. A step returns true when it did
  * work (run again at once) and false when there was nothing to do (sleep until `kick()` or
@@ -16,7 +18,7 @@ export interface PollLoopOptions {
 export class PollLoop {
   private running = false;
   private lanes: Promise<void>[] = [];
-  private wakers = new Set<() => void>();
+  private readonly naps = new Naps();
   private readonly opts: Required<Omit<PollLoopOptions, 'onError'>> & Pick<PollLoopOptions, 'onError'>;
 
   constructor(opts: PollLoopOptions) {
@@ -31,7 +33,7 @@ export class PollLoop {
 
   /** Wakes idle lanes now (e.g. a message was just stored). */
   kick(): void {
-    for (const wake of this.wakers) wake();
+    this.naps.wake();
   }
 
   async stop(): Promise<void> {
@@ -42,15 +44,7 @@ export class PollLoop {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakers.add(done);
-    });
+    return this.naps.sleep(ms);
   }
 
   private async lane(): Promise<void> {

@@ -1,3 +1,4 @@
+import { Naps } from '../../jobs/nap.ts';
 import { randomInt, randomUUID } from 'node:crypto';
 import { ImapFlow, type FetchMessageObject } from 'imapflow';
 import type { ImapSettings, MailboxConfig } from '../../config/mailboxes.ts';
@@ -64,7 +65,7 @@ export class ImapReader {
   private stopping = false;
   private client: ImapFlow | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private wakers = new Set<() => void>();
+  private readonly naps = new Naps();
   private failures = 0;
   private lastUid = 0;
   private uidValidity: string | null = null;
@@ -103,20 +104,12 @@ export class ImapReader {
   }
 
   private wake(): void {
-    for (const w of this.wakers) w();
+    this.naps.wake();
   }
 
   /** Waits `ms` or until woken (stop, lease lost, new mail). */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakers.add(done);
-    });
+    return this.naps.sleep(ms);
   }
 
   private async run(): Promise<void> {
