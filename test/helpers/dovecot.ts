@@ -166,7 +166,20 @@ protocol imap {
   async append(user: string, folder: string, messages: (string | Buffer)[]): Promise<void> {
     await this.withClient(user, async (c) => {
       await c.mailboxCreate(folder).catch(() => {});
-      for (const m of messages) await c.append(folder, m);
+      for (const m of messages) {
+        // Right after the folder was recreated, Dovecot may refuse once with "Mailbox was
+        // deleted under us" while another session still has the old one: nothing was
+        // appended, so the APPEND is repeated.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.append(folder, m);
+            break;
+          } catch (err) {
+            if (attempt >= 10 || !/deleted under us/i.test(String((err as { responseText?: string }).responseText ?? ''))) throw err;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }
     });
   }
 
