@@ -2,7 +2,7 @@ import test from 'ava';
 import type { Page } from 'playwright-core';
 import { freePort } from '../src/db/embedded.ts';
 import type { Article } from '../src/db/models/article.ts';
-import { startBrowser, screenshot, checkAccessibility, type TestBrowser } from './helpers/browser.ts';
+import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser } from './helpers/browser.ts';
 import { HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { clientReply, quiet, ticketOf } from './helpers/mail-flow.ts';
 import { until } from './helpers/wait.ts';
@@ -42,12 +42,15 @@ async function signedIn(username: string): Promise<Page> {
   await page.getByLabel('Password').fill(`${username}-pass`);
   await page.getByRole('button', { name: 'Sign in' }).click();
   const allow = page.getByRole('button', { name: 'Allow' });
-  if (await allow.isVisible().catch(() => false)) await allow.click();
-  await page.waitForURL((u) => u.origin === base);
   const yes = page.getByRole('button', { name: 'YES, Continue' });
-  if (await yes.isVisible().catch(() => false)) await yes.click();
-  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
-  return page;
+  const home = page.getByRole('heading', { name: 'My tickets' });
+  for (;;) {
+    const at = await firstOf(page, { allow, yes, home });
+    if (at === 'home') return page;
+    const button = at === 'allow' ? allow : yes;
+    await button.click();
+    await button.waitFor({ state: 'hidden' });
+  }
 }
 
 /** A new ticket from the researcher, by mail over SMTP. */

@@ -16,7 +16,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AxeBuilder } from '@axe-core/playwright';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core';
 import { projectRoot } from '../../src/config/load.ts';
 
 export const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
@@ -115,4 +115,32 @@ export async function checkAccessibility(page: Page, options: { exclude?: string
     violations.push({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.map(String).join(' ')) });
   }
   return violations;
+}
+
+/** Something a test waits for: an element that becomes visible, or a condition on the page's URL. */
+export type Sign = Locator | ((url: URL) => boolean);
+
+/**
+ * Waits until the first of several possible pages shows and returns its name. A sign-in can end
+ * on the provider's consent page, helpgate's own confirmation or the home page, depending on
+ * what the person agreed to before; checking `isVisible()` once right after a click races the
+ * navigation, so this looks again until one of them is there.
+ *
+ *     const at = await firstOf(page, { allow: page.getByRole('button', { name: 'Allow' }), home: (u) => u.origin === base });
+ */
+export async function firstOf<K extends string>(page: Page, signs: Record<K, Sign>, timeoutMs = ACTION_TIMEOUT_MS): Promise<K> {
+  const deadline = Date.now() + timeoutMs;
+  const names = Object.keys(signs) as K[];
+  for (;;) {
+    for (const name of names) {
+      const sign = signs[name];
+      const seen = typeof sign === 'function' ? sign(new URL(page.url())) : await sign.isVisible().catch(() => false);
+      if (seen) return name;
+    }
+    if (Date.now() > deadline) {
+      const shown = (await page.locator('body').innerText().catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 300);
+      throw new Error(`none of ${names.join(', ')} showed within ${timeoutMs} ms; at ${page.url()} the page says: ${shown}`);
+    }
+    await page.waitForTimeout(100);
+  }
 }
