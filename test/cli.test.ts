@@ -161,6 +161,11 @@ test('tickets list --json and tickets show NUMBER --json show the ticket and its
   const missing = await runCli(['tickets', 'show', '999999', '--json'], { env });
   t.is(missing.code, 1);
   t.regex(missing.stderr, /ticket 999999 not found/);
+
+  // `helpgate tickets list | head`: a reader that leaves early ends the command quietly.
+  const cut = await runCli(['tickets', 'list'], { env, closeStdout: true });
+  t.is(cut.code, 0, cut.stderr);
+  t.is(cut.stderr, '');
 });
 
 test('outbox --json lists mail still queued (with its last error) and mail sent', async (t) => {

@@ -22,8 +22,25 @@ const commands: Record<string, Command> = {
   'dev-aai': devAaiCommand,
 };
 
+/** Commands that print records; each has done its work before it prints. */
+const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status']);
+
+/**
+ * `helpgate tickets list | head`: once the reader has what it wants it closes the pipe, and the
+ * next write fails with EPIPE. Such a command stops quietly, as Unix tools do, instead of
+ * dying with a stack trace. Not for `ingest` (an MTA must never read a success it did not
+ * get) nor the long-running `serve`.
+ */
+function stopQuietlyWhenReaderLeaves(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
+  if (name && PRINTERS.has(name)) stopQuietlyWhenReaderLeaves();
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return name ? 0 : EX_USAGE;

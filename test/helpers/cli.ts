@@ -39,11 +39,19 @@ async function slot<T>(fn: () => Promise<T>): Promise<T> {
  * The environment is built from scratch (PATH, quiet logs, a throwaway data folder, and
  * `env`), so nothing of the caller's MONGODB_URI or settings leaks in.
  */
-export function runCli(args: string[], opts: { env?: Record<string, string>; stdin?: Buffer | string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return slot(() => run(args, opts));
 }
 
-async function run(args: string[], opts: { env?: Record<string, string>; stdin?: Buffer | string; timeoutMs?: number }): Promise<CliResult> {
+export interface CliOptions {
+  env?: Record<string, string>;
+  stdin?: Buffer | string;
+  timeoutMs?: number;
+  /** Close the reading end of stdout at once, as `helpgate … | head -0` would. */
+  closeStdout?: boolean;
+}
+
+async function run(args: string[], opts: CliOptions): Promise<CliResult> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-cli-'));
   try {
     const env: Record<string, string> = {
@@ -59,7 +67,8 @@ async function run(args: string[], opts: { env?: Record<string, string>; stdin?:
     const child = spawn(process.execPath, [CLI, ...args], { env, cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
+    if (opts.closeStdout) child.stdout.destroy();
+    else child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.stdin.on('error', () => {}); // a command that exits before reading stdin
     child.stdin.end(opts.stdin ?? '');
