@@ -64,6 +64,27 @@ async function waitUntilListening(child: ChildProcess, port: number, name: strin
   throw new NoDatabaseError(`${name} did not listen on 127.0.0.1:${port} within 60 s: ${output().slice(-1500)}`);
 }
 
+/** Database servers this process started and has not stopped yet. */
+const running = new Set<ChildProcess>();
+
+/**
+ * A server started here ends when this process does, also when it ends by an uncaught error:
+ * an orphaned server would keep the port and the data folder, and the next start would run a
+ * second server on the same files.
+ */
+function endsWithThisProcess(child: ChildProcess): void {
+  if (running.size === 0) process.once('exit', stopAllNow);
+  running.add(child);
+  child.once('exit', () => {
+    running.delete(child);
+    if (running.size === 0) process.removeListener('exit', stopAllNow);
+  });
+}
+
+function stopAllNow(): void {
+  for (const child of running) child.kill('SIGTERM');
+}
+
 function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
@@ -119,6 +140,7 @@ export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseSer
   child.on('error', (err) => {
     output += String(err);
   });
+  endsWithThisProcess(child);
   await waitUntilListening(child, port, engine, () => output);
   return {
     uri: `mongodb://127.0.0.1:${port}/`,
