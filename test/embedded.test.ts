@@ -1,21 +1,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, projectRoot } from '../src/config/load.ts';
+import { canConnect } from '../src/db/embedded.ts';
 import { until } from './helpers/wait.ts';
-
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 
 /** Processes whose command line names this port (the database server, if it outlived its parent). */
 function pidsListeningOn(port: number): number[] {
@@ -58,6 +48,6 @@ test('a process that dies of an uncaught error takes the database server it star
   t.teardown(() => {
     for (const pid of pidsListeningOn(port)) process.kill(pid, 'SIGKILL');
   });
-  await t.notThrowsAsync(until(async () => !(await listening(port)), { what: `the database on port ${port} to stop`, timeoutMs: 15_000 }));
+  await t.notThrowsAsync(until(async () => !(await canConnect(port)), { what: `the database on port ${port} to stop`, timeoutMs: 15_000 }));
   t.deepEqual(pidsListeningOn(port), []);
 });

@@ -42,7 +42,8 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     sock.once('connect', () => {
@@ -64,15 +65,15 @@ async function waitUntilListening(child: ChildProcess, port: number, name: strin
   throw new NoDatabaseError(`${name} did not listen on 127.0.0.1:${port} within 60 s: ${output().slice(-1500)}`);
 }
 
-/** Database servers this process started and has not stopped yet. */
+/** Servers this process started and has not stopped yet. */
 const running = new Set<ChildProcess>();
 
 /**
  * A server started here ends when this process does, also when it ends by an uncaught error:
- * an orphaned server would keep the port and the data folder, and the next start would run a
- * second server on the same files.
+ * an orphaned database would keep the port and the data folder, and the next start would run
+ * a second server on the same files.
  */
-function endsWithThisProcess(child: ChildProcess): void {
+export function endsWithThisProcess(child: ChildProcess): void {
   if (running.size === 0) process.once('exit', stopAllNow);
   running.add(child);
   child.once('exit', () => {

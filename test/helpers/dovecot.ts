@@ -1,10 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { freePort } from '../../src/db/embedded.ts';
+import { canConnect, endsWithThisProcess, freePort } from '../../src/db/embedded.ts';
 import { until } from './wait.ts';
 
 export interface DovecotUser {
@@ -110,9 +109,7 @@ protocol imap {
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     this.child = child;
     // A test process that dies of an uncaught error must not leave its Dovecot running.
-    const killOnExit = () => child.kill('SIGTERM');
-    process.once('exit', killOnExit);
-    child.once('exit', () => process.removeListener('exit', killOnExit));
+    endsWithThisProcess(child);
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     child.once('exit', () => {
       if (this.child === child) this.child = null;
@@ -120,14 +117,7 @@ protocol imap {
     await until(
       async () => {
         if (!this.child) throw new Error(`dovecot exited: ${output}`);
-        return new Promise<boolean>((resolve) => {
-          const s = net.connect(this.port, '127.0.0.1');
-          s.once('connect', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.once('error', () => resolve(false));
-        });
+        return canConnect(this.port);
       },
       { what: `dovecot listening on ${this.port}`, timeoutMs: 20_000 },
     );

@@ -1,4 +1,3 @@
-import { Naps } from '../../jobs/nap.ts';
 import { randomInt, randomUUID } from 'node:crypto';
 import { ImapFlow, type FetchMessageObject } from 'imapflow';
 import type { ImapSettings, MailboxConfig } from '../../config/mailboxes.ts';
@@ -7,6 +6,7 @@ import { IntakeStatusReporter, reporterId } from '../../db/intake-status.ts';
 import type { ImapCheckpoint } from '../../db/models/intake.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage } from '../../errors/errors.ts';
+import { Naps } from '../../jobs/nap.ts';
 import type { Logger } from '../../log/logger.ts';
 import { storeInboxItem } from './inbox-writer.ts';
 import { recordTooLarge } from './too-large.ts';
