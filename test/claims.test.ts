@@ -1,16 +1,14 @@
 import test from 'ava';
-import { claimNext, deferWork, finishWork, queueWork, SlotLocks, type QueueEntry } from '../src/db/claims.ts';
+import { enqueueWork, WorkQueue } from '../src/db/coordination/index.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { createDomainContext } from '../src/domain/context.ts';
 import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../src/domain/tickets.ts';
-import { idFor } from '../src/db/ids.ts';
 import { loadConfig, projectRoot } from '../src/config/load.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { MailComposer } from '../src/mail/send/compose.ts';
 import { startTestDatabase, type TestDatabase } from './helpers/database.ts';
 import path from 'node:path';
-import { Types } from 'mongoose';
 
 let db: TestDatabase;
 const stores: Store[] = [];
@@ -37,25 +35,17 @@ test.serial('each queued item is claimed by exactly one of many concurrent worke
   const items = await a!.models.Inbox.insertMany(
     Array.from({ length: 12 }, (_, i) => ({ source: 'smtp', envelope: { mailFrom: `s${i}@x.org`, rcptTo: ['help@helpdesk.localhost'] }, rawSha256: `h${i}`, size: 1, receivedAt: now, availableAt: now })),
   );
-  for (const item of items) await queueWork(a!.models.InboxQueue, item._id, now);
+  await enqueueWork(a!.models.InboxQueue, items.map((i) => i._id), now);
   const claimedBy = new Map<string, string[]>();
   const worker = async (store: Store, name: string) => {
-    const locks = new SlotLocks(store.models.Lock, 60_000);
+    const queue = new WorkQueue<InboxItem>({ items: store.models.Inbox, queue: store.models.InboxQueue, leaseMs: 60_000, owner: name, isClaimable: (doc) => doc.state === 'pending' });
     for (;;) {
-      const claim = await claimNext<InboxItem>({
-        model: store.models.Inbox,
-        queue: store.models.InboxQueue,
-        locks,
-        name: 'inbox',
-        owner: name,
-        now: new Date(),
-        leaseMs: 60_000,
-        update: () => ({ $set: { lockedBy: name } }),
-        isClaimable: (doc) => doc.state === 'pending',
-      });
-      if (!claim) return;
-      const id = String(claim.doc._id);
-      claimedBy.set(id, [...(claimedBy.get(id) ?? []), name]);
+      const claims = await queue.claim(2, new Date());
+      if (!claims.length) return;
+      for (const claim of claims) {
+        const id = String(claim.doc._id);
+        claimedBy.set(id, [...(claimedBy.get(id) ?? []), name]);
+      }
     }
   };
   await Promise.all([a, b, c, a, b, c].map((s, i) => worker(s!, `w${i}`)));
@@ -80,49 +70,38 @@ test.serial('concurrent ticket creation from several connections gives unique, c
   t.is(await conns[0]!.models.Ticket.countDocuments({}), 30);
 });
 
-test.serial('a claimed item leaves the due queue for one lease; stale and orphan entries are dropped', async (t) => {
+test.serial('a claim lapses after its lease; a settled item leaves the queue; a retried one comes back when due', async (t) => {
   const [store] = await connections(1);
   const { Inbox, InboxQueue } = store!.models;
   await InboxQueue.deleteMany({});
   const t0 = new Date();
   const mk = (state: string) => ({ source: 'smtp', envelope: { mailFrom: 'a@x.org', rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0, state });
   const [pending, done] = await Inbox.insertMany([mk('pending'), mk('done')]);
-  const young = new Types.ObjectId();
-  const old = new Types.ObjectId();
-  for (const id of [pending!._id, done!._id, young]) await queueWork(InboxQueue, id, t0);
-  await InboxQueue.collection.insertOne({ _id: old, due: t0, since: new Date(t0.getTime() - 5 * 60_000) } as never);
-  const claim = (now: Date, owner: string) =>
-    claimNext<InboxItem>({
-      model: Inbox,
-      queue: InboxQueue,
-      locks: new SlotLocks(store!.models.Lock, 1000),
-      name: 'inbox-q',
-      owner,
-      now,
-      leaseMs: 30_000,
-      update: () => ({ $set: { lockedBy: owner } }),
-      isClaimable: (doc) => doc.state === 'pending',
-    });
-  const claimed = [];
-  for (let c = await claim(t0, 'w1'); c; c = await claim(t0, 'w1')) claimed.push(c.doc);
-  t.deepEqual(claimed.map((d) => String(d._id)), [String(pending!._id)], 'only the pending item is claimed, once');
-  t.is(claimed[0]?.lockedBy, 'w1');
-  // The entry of the settled item and the old orphan are gone; the young orphan waits a moment.
-  const left = (await InboxQueue.find({}).lean<{ _id: unknown; due: Date }[]>()).map((e) => [String(e._id), e.due.getTime() - t0.getTime()] as const);
-  const after = new Map(left);
-  t.false(after.has(String(done!._id)));
-  t.false(after.has(String(old)));
-  t.true((after.get(String(young)) ?? 0) > 0, 'a young entry without its item is looked at again later');
-  t.is(after.get(String(pending!._id)), 30_000, 'the claimed item is due again one lease later');
-  // Nobody else gets it within the lease, another worker does after it.
-  t.is(await claim(new Date(t0.getTime() + 10_000), 'w2'), null);
-  const retaken = await claim(new Date(t0.getTime() + 40_000), 'w2');
-  t.is(String(retaken?.doc._id), String(pending!._id));
-  await finishWork(InboxQueue, pending!._id);
-  t.is(await claim(new Date(t0.getTime() + 100_000), 'w3'), null);
+  await enqueueWork(InboxQueue, [pending!._id, done!._id], t0);
+  const queue = (owner: string) => new WorkQueue<InboxItem>({ items: Inbox, queue: InboxQueue, leaseMs: 30_000, owner, isClaimable: (doc) => doc.state === 'pending' });
+  const w1 = queue('w1');
+  const claimed = await w1.claim(10, t0);
+  t.deepEqual(claimed.map((c) => [String(c.doc._id), c.attempt]), [[String(pending!._id), 1]], 'only the pending item is claimed');
+  t.is(await InboxQueue.countDocuments({ _id: done!._id }), 0, 'the entry of the settled item is dropped');
+  // Nobody else gets it within the lease; another worker does after it (w1 "died").
+  t.deepEqual(await queue('w2').claim(10, new Date(t0.getTime() + 10_000)), []);
+  const w3 = queue('w3');
+  const retaken = await w3.claim(10, new Date(t0.getTime() + 40_000));
+  t.deepEqual(retaken.map((c) => [String(c.doc._id), c.attempt]), [[String(pending!._id), 2]], 'taken over as attempt 2');
+  // w1 wakes up late: its settlement is refused, the item stays w3's.
+  await w1.settle([{ id: pending!._id, update: { $set: { note: 'late' } }, retryAt: null }]);
+  t.is((await Inbox.findById(pending!._id).lean<InboxItem>())?.note, null);
+  const retryAt = new Date(t0.getTime() + 100_000);
+  await w3.settle([{ id: pending!._id, update: { $set: { note: 'retry' } }, retryAt }]);
+  t.deepEqual(await queue('w4').claim(10, new Date(t0.getTime() + 90_000)), [], 'not before it is due again');
+  const w5 = queue('w5');
+  const again = await w5.claim(10, new Date(t0.getTime() + 101_000));
+  t.is(again[0]?.attempt, 3);
+  await w5.settle([{ id: pending!._id, update: { $set: { note: 'done' } }, retryAt: null }]);
+  t.is(await InboxQueue.countDocuments({}), 0, 'the entry and its claims are gone');
 });
 
-test.serial('a ticket is found by its number through its reservation, never through a stale one', async (t) => {
+test.serial('a ticket is found by its number', async (t) => {
   const config = loadConfig({ LOG_LEVEL: 'silent' });
   const [store] = await connections(1);
   const ctx = createDomainContext({ store: store!, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) });
@@ -130,75 +109,22 @@ test.serial('a ticket is found by its number through its reservation, never thro
   t.is(String((await findTicketByNumber(ctx, ticket.number))?._id), String(ticket._id));
   t.is(await findTicketByNumber(ctx, ticket.number + 1000), null);
   t.is(await findTicketByNumber(ctx, Number.NaN), null);
-  // A reservation left by a crash before its ticket was written points nowhere: not found.
-  await store!.models.TicketNumber.collection.insertOne({ _id: 999_999, ticketId: ticket._id } as never);
-  t.is(await findTicketByNumber(ctx, 999_999), null);
-  await store!.models.TicketNumber.deleteOne({ _id: 999_999 });
-});
-
-test.serial('a buffered queue entry deferred after the scan is not claimed before it is due', async (t) => {
-  const [store] = await connections(1);
-  const { Inbox, InboxQueue } = store!.models;
-  await InboxQueue.deleteMany({});
-  const t0 = new Date();
-  const [a, b] = await Inbox.insertMany(
-    [0, 1].map((i) => ({ source: 'smtp', envelope: { mailFrom: `b${i}@x.org`, rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0 })),
-  );
-  for (const item of [a!, b!]) await queueWork(InboxQueue, item._id, t0);
-  const buffer: QueueEntry[] = [];
-  const claim = () =>
-    claimNext<InboxItem>({
-      model: Inbox,
-      queue: InboxQueue,
-      locks: new SlotLocks(store!.models.Lock, 1000),
-      name: 'inbox-b',
-      owner: 'wb',
-      now: t0,
-      leaseMs: 30_000,
-      buffer,
-      update: () => ({ $set: { lockedBy: 'wb' } }),
-      isClaimable: (doc) => doc.state === 'pending',
-    });
-  const first = await claim();
-  t.truthy(first);
-  t.is(buffer.length, 1, 'the scan kept the other due entry for the next claim');
-  // Another process retries the remaining item later than now.
-  const other = String(first!.doc._id) === String(a!._id) ? b! : a!;
-  await deferWork(InboxQueue, other._id, new Date(t0.getTime() + 60_000));
-  t.is(await claim(), null);
 });
 
 test.serial('the same message created concurrently from several connections is one ticket and takes one number', async (t) => {
   const config = loadConfig({ LOG_LEVEL: 'silent' });
   const conns = await connections(3);
   const ctxs = conns.map((store) => createDomainContext({ store, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) }));
-  const before = await conns[0]!.models.TicketNumber.countDocuments({});
+  const before = await conns[0]!.models.Ticket.countDocuments({});
   const results = await Promise.all(
     Array.from({ length: 6 }, (_, i) => createTicket(ctxs[i % 3]!, { originKey: 'mid:<same@x>', subject: 'same', requester: { address: 'same@x.org', name: '' }, participants: [], su: 'first-line' })),
   );
   t.is(new Set(results.map((r) => String(r.ticket._id))).size, 1);
   t.is(results.filter((r) => r.created).length, 1);
   t.is(new Set(results.map((r) => r.ticket.number)).size, 1);
-  t.is(await conns[0]!.models.TicketNumber.countDocuments({}), before + 1, 'no number was reserved in vain');
-});
-
-test.serial('a run killed after reserving its number leaves no gap: the re-run, in a fresh process, takes that number', async (t) => {
-  const config = loadConfig({ LOG_LEVEL: 'silent' });
-  const [first, restarted] = await connections(2);
-  const ctxOf = (store: Store) => createDomainContext({ store, config, log: createLogger('silent'), composer: new MailComposer(path.join(projectRoot, 'templates')) });
-  const make = (ctx: ReturnType<typeof ctxOf>, n: string) => createTicket(ctx, { originKey: `mid:<${n}@killed>`, subject: n, requester: { address: 'k@x.org', name: '' }, participants: [], su: 'first-line' });
-  const { ticket: before } = await make(ctxOf(first!), 'before');
-  // What the killed run left behind: its creation lock and the reservation of the next number,
-  // but no ticket. Its lock has lapsed by the time the restarted process runs.
-  const killedId = idFor('ticket', 'mid:<killed@killed>');
-  await first!.models.TicketNumber.collection.insertOne({ _id: before.number + 1, ticketId: killedId } as never);
-  await first!.models.Lock.collection.insertOne({ _id: `create-ticket:${String(killedId)}`, owner: 'createTicket', expiresAt: new Date(Date.now() - 1000) } as never);
-  const { ticket: killed, created } = await make(ctxOf(restarted!), 'killed');
-  t.true(created);
-  t.is(killed.number, before.number + 1, 'the re-run takes the number its first run reserved');
-  const { ticket: after } = await make(ctxOf(restarted!), 'after');
-  t.is(after.number, before.number + 2);
-  t.is(await first!.models.Lock.countDocuments({ _id: `create-ticket:${String(killedId)}` }), 0, 'the lock is gone once the ticket exists');
+  t.is(await conns[0]!.models.Ticket.countDocuments({}), before + 1);
+  const next = await createTicket(ctxs[1]!, { originKey: 'mid:<after-same@x>', subject: 'after', requester: { address: 'same@x.org', name: '' }, participants: [], su: 'first-line' });
+  t.is(next.ticket.number, results[0]!.ticket.number + 1, 'no number was taken in vain');
 });
 
 test.serial('articles added at once from several connections are all on the ticket, each once, oldest first', async (t) => {

@@ -7,7 +7,7 @@ import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
 import { inboxModel } from './models/inbox.ts';
 import { intakeModels } from './models/intake.ts';
-import { articleRefModel, blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel, ticketNumberModel } from './models/misc.ts';
+import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel } from './models/misc.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
 
@@ -23,8 +23,6 @@ function buildModels(conn: Connection) {
     Inbox: inboxModel(conn),
     InboxQueue: queueModel(conn, 'InboxQueue'),
     OutboxQueue: queueModel(conn, 'OutboxQueue'),
-    TicketNumber: ticketNumberModel(conn),
-    ArticleRef: articleRefModel(conn),
     Ticket: ticketModel(conn),
     Article: articleModel(conn),
     Outbox: outboxModel(conn),

@@ -2,11 +2,11 @@ import type { Article } from '../db/models/article.ts';
 import type { Ticket } from '../db/models/ticket.ts';
 import { LOOP_HEADER } from '../mail/parse/automated.ts';
 import { formatTag } from '../mail/parse/subject.ts';
-import { enqueueMail, isQueued, type Enqueued } from '../mail/send/outbox.ts';
+import { enqueueMails, isQueued, type Enqueued, type OutboundDraft } from '../mail/send/outbox.ts';
 import type { DomainContext } from './context.ts';
 import { withinRateLimit } from './rate-limit.ts';
 import { replyAddressFor } from './engine/reply-tokens.ts';
-import { registerMessageIds } from './tickets.ts';
+import { registerThreadIds } from './tickets.ts';
 
 const HOUR = 3600_000;
 /** Told to agents in every notification. */
@@ -57,8 +57,8 @@ interface SendSpec {
   extra?: object;
 }
 
-/** Renders, enqueues once (keyed by article, kind and first recipient) and records the Message-ID. */
-export async function send(ctx: DomainContext, ticket: Ticket, article: Article | null, spec: SendSpec): Promise<Enqueued> {
+/** Renders one mail (keyed by article, kind and first recipient unless the spec says otherwise). */
+export function draftMail(ctx: DomainContext, ticket: Ticket, article: Article | null, spec: SendSpec): OutboundDraft {
   const { helpdesk } = ctx.config;
   const view = { helpdesk, ticket: ticketView(ctx, ticket), article: article ? articleView(article) : null, commands: AGENT_COMMANDS_HELP, ...spec.extra };
   const { text, html } = ctx.composer.render(spec.template, view);
@@ -68,7 +68,7 @@ export async function send(ctx: DomainContext, ticket: Ticket, article: Article 
     headers.push({ key: 'X-Auto-Response-Suppress', value: 'All' });
   }
   const references = [...new Set([ticket.rootMessageId, spec.inReplyTo].filter((x): x is string => !!x))];
-  const enq = await enqueueMail(ctx.store, helpdesk.domain, {
+  return {
     key: spec.key ?? `${article!._id}:${spec.kind}:${spec.to.join(',')}`,
     kind: spec.kind,
     ticketId: ticket._id,
@@ -85,53 +85,76 @@ export async function send(ctx: DomainContext, ticket: Ticket, article: Article 
     headers,
     text,
     html,
-  });
-  await registerMessageIds(ctx, ticket, [enq.mail.messageId], true);
-  if (enq.created) ctx.mailQueued();
-  return enq;
+  };
 }
 
 /**
- * The acknowledgement to the requester of a new ticket, at most N per sender per hour.
- * `articleIsNew`: the article was inserted by this very run, so no acknowledgement can be
- * queued for it yet and the look-up is skipped.
+ * Enqueues the mails of one event together (one write for the mails, one for their queue
+ * entries) and records their Message-IDs, with `alsoThreadIds` (e.g. the Message-ID of the mail
+ * that caused them), in one more write.
  */
-export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<void> {
+export async function sendMails(ctx: DomainContext, ticket: Ticket, drafts: OutboundDraft[], alsoThreadIds: (string | null)[] = []): Promise<Enqueued[]> {
+  const enqueued = await enqueueMails(ctx.store, ctx.config.helpdesk.domain, drafts);
+  await registerThreadIds(ctx, ticket, [...alsoThreadIds.map((id) => ({ id, ours: false })), ...enqueued.map((e) => ({ id: e.mail.messageId, ours: true }))]);
+  if (enqueued.some((e) => e.created)) ctx.mailQueued();
+  return enqueued;
+}
+
+/** Renders, enqueues once and records the Message-ID. */
+export async function send(ctx: DomainContext, ticket: Ticket, article: Article | null, spec: SendSpec): Promise<Enqueued> {
+  return (await sendMails(ctx, ticket, [draftMail(ctx, ticket, article, spec)]))[0]!;
+}
+
+/**
+ * The acknowledgement to the requester of a new ticket, at most N per sender per hour; null
+ * when none is to be sent. `articleIsNew`: the article was inserted by this very run, so no
+ * acknowledgement can be queued for it yet and the look-up is skipped.
+ */
+export async function planAcknowledgement(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<OutboundDraft | null> {
   const to = ticket.requester.address;
   const key = `${article._id}:ack:${to}`;
+  const draft = () => draftMail(ctx, ticket, article, { kind: 'ack', template: 'ack', to: [to], fromName: ctx.config.helpdesk.name, automatic: true, inReplyTo: article.messageId });
   // A re-run must not spend the sender's rate-limit budget on an acknowledgement already queued.
-  if (!opts.articleIsNew && (await isQueued(ctx.store, key))) return;
+  if (!opts.articleIsNew && (await isQueued(ctx.store, key))) return draft();
   if (!(await withinRateLimit(ctx, `ack:${to}`, ctx.config.ackRateLimitPerHour, HOUR))) {
     ctx.log.warn({ ticket: ticket.number, to }, 'acknowledgement rate limit reached, none sent');
-    return;
+    return null;
   }
-  const enq = await send(ctx, ticket, article, {
-    kind: 'ack',
-    template: 'ack',
-    to: [to],
-    fromName: ctx.config.helpdesk.name,
-    automatic: true,
-    inReplyTo: article.messageId,
-  });
-  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
+  return draft();
+}
+
+export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<void> {
+  const draft = await planAcknowledgement(ctx, ticket, article, opts);
+  if (!draft) return;
+  const [enq] = await sendMails(ctx, ticket, [draft]);
+  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq!.mail.messageId } });
+}
+
+/** The mails telling each member of the ticket's unit about a new ticket or a new message from the requester's side. */
+export async function planUnitNotifications(ctx: DomainContext, ticket: Ticket, article: Article, event: 'new' | 'followup'): Promise<OutboundDraft[]> {
+  const sender = article.from?.address;
+  const fromName = `${article.from?.name || article.from?.address || 'Someone'} via ${ctx.config.helpdesk.name}`;
+  const drafts: OutboundDraft[] = [];
+  for (const member of membersOf(ctx, ticket.su, ticket.number)) {
+    if (member === sender) continue;
+    drafts.push(
+      draftMail(ctx, ticket, article, {
+        replyTo: await replyAddressFor(ctx, ticket, member),
+        kind: event === 'new' ? 'notify-new' : 'notify-followup',
+        template: event === 'new' ? 'notify-new' : 'notify-followup',
+        to: [member],
+        fromName,
+        automatic: true,
+        inReplyTo: article.messageId,
+      }),
+    );
+  }
+  return drafts;
 }
 
 /** Tells each member of the ticket's unit about a new ticket or a new message from the requester's side. */
 export async function notifyUnit(ctx: DomainContext, ticket: Ticket, article: Article, event: 'new' | 'followup'): Promise<void> {
-  const sender = article.from?.address;
-  const fromName = `${article.from?.name || article.from?.address || 'Someone'} via ${ctx.config.helpdesk.name}`;
-  for (const member of membersOf(ctx, ticket.su, ticket.number)) {
-    if (member === sender) continue;
-    await send(ctx, ticket, article, {
-      replyTo: await replyAddressFor(ctx, ticket, member),
-      kind: event === 'new' ? 'notify-new' : 'notify-followup',
-      template: event === 'new' ? 'notify-new' : 'notify-followup',
-      to: [member],
-      fromName,
-      automatic: true,
-      inReplyTo: article.messageId,
-    });
-  }
+  await sendMails(ctx, ticket, await planUnitNotifications(ctx, ticket, article, event));
 }
 
 /** An agent's answer, mailed to the requester and the participants (everyone but the agent). */
@@ -175,9 +198,10 @@ export interface UnitMail {
 /** A mail to every member of a unit, each with their own reply address. */
 export async function tellUnit(ctx: DomainContext, ticket: Ticket, mail: UnitMail): Promise<void> {
   const exclude = new Set(mail.exclude?.filter(Boolean).map((a) => a!.toLowerCase()));
+  const drafts: OutboundDraft[] = [];
   for (const member of membersOf(ctx, mail.unit ?? ticket.su, ticket.number)) {
     if (exclude.has(member)) continue;
-    await send(ctx, ticket, mail.article ?? null, {
+    drafts.push(draftMail(ctx, ticket, mail.article ?? null, {
       key: `${mail.key}:${mail.kind}:${member}`,
       kind: mail.kind,
       template: 'unit-event',
@@ -187,8 +211,9 @@ export async function tellUnit(ctx: DomainContext, ticket: Ticket, mail: UnitMai
       automatic: true,
       inReplyTo: ticket.rootMessageId,
       extra: { headline: mail.headline, lines: mail.lines ?? [] },
-    });
+    }));
   }
+  await sendMails(ctx, ticket, drafts);
 }
 
 export interface RequesterMail {

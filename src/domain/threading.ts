@@ -22,15 +22,13 @@ export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage
   }
   const ids = [...new Set([mail.inReplyTo, ...[...mail.references].reverse()].filter((x): x is string => !!x))].slice(0, 100);
   if (!ids.length) return null;
-  // One _id look-up per id, best first, stopping at the first known one: FerretDB 1.24 answers
-  // only {_id: value} from an index, and `_id: {$in}` decoded every stored Message-ID.
-  for (const id of ids) {
-    const found = await ThreadId.findById(id, { ticketId: 1 }).lean<{ _id: string; ticketId: unknown }>();
-    if (!found) continue;
-    const ticket = await Ticket.findById(found.ticketId).lean<Ticket>();
-    return ticket ? { ticket, via: 'references' } : null;
-  }
-  return null;
+  // One query for all of them; the best known one (In-Reply-To, then the latest reference) wins.
+  const known = await ThreadId.find({ _id: { $in: ids } }, { ticketId: 1 }).lean<{ _id: string; ticketId: unknown }[]>();
+  const byId = new Map(known.map((k) => [k._id, k]));
+  const found = ids.map((id) => byId.get(id)).find((k) => !!k);
+  if (!found) return null;
+  const ticket = await Ticket.findById(found.ticketId).lean<Ticket>();
+  return ticket ? { ticket, via: 'references' } : null;
 }
 
 export type SenderRole = 'requester' | 'agent' | 'participant' | 'stranger';

@@ -1,8 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Article } from '../db/models/article.ts';
 import type { Priority, Ticket } from '../db/models/ticket.ts';
-import { idFor } from '../db/ids.ts';
-import { isDuplicateKeyError } from '../errors/errors.ts';
+import { idFor, insertManyOnce, insertNumbered, insertOnce } from '../db/coordination/index.ts';
 import type { DomainContext } from './context.ts';
 import { addWorkingDays } from './engine/calendar.ts';
 import { recordInTicketList } from './ticket-list.ts';
@@ -26,191 +25,117 @@ export interface NewTicket {
   rootMessageId?: string | null;
 }
 
-/** How long a ticket creation may hold its lock before another run may take over. */
-const CREATE_LOCK_MS = 30_000;
-
-/** The next number each store will try first (per process; a collision moves it on). */
-const nextNumberGuess = new WeakMap<object, number>();
-
-async function highestReservedNumber(ctx: DomainContext): Promise<number> {
-  const last = await ctx.store.models.TicketNumber.findOne({}, { _id: 1 }).sort({ _id: -1 }).lean<{ _id: number }>();
-  return Math.max(FIRST_TICKET_NUMBER - 1, last?._id ?? 0);
-}
-
 /**
- * Reserves the next free ticket number for `ticketId`. A number is taken by inserting its
- * reservation (_id = number): an insert into the _id index is atomic on MongoDB and FerretDB
- * alike, whereas a counter's $inc is not atomic on FerretDB 1.24. Each process remembers where
- * it stopped, so a number costs one insert; a collision (another process took it) tries the
- * next one, and after a run of collisions the highest reservation is read again.
- */
-async function reserveTicketNumber(ctx: DomainContext, ticketId: Types.ObjectId): Promise<number> {
-  const { TicketNumber } = ctx.store.models;
-  let number = nextNumberGuess.get(ctx.store) ?? (await highestReservedNumber(ctx)) + 1;
-  for (let attempt = 1; attempt <= 200; attempt++) {
-    try {
-      await TicketNumber.collection.insertOne({ _id: number, ticketId } as never);
-      nextNumberGuess.set(ctx.store, number + 1);
-      return number;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      // Reserved by an earlier run for this very ticket (a crash before the ticket was written).
-      const holder = await TicketNumber.findById(number).lean<{ ticketId: Types.ObjectId }>();
-      if (holder && String(holder.ticketId) === String(ticketId)) return number;
-      number = attempt % 10 === 0 ? (await highestReservedNumber(ctx)) + 1 : number + 1;
-    }
-  }
-  throw new Error('could not reserve a ticket number after 200 attempts');
-}
-
-/**
- * Creates a ticket, or returns the one this origin already created: the ticket's _id derives
- * from its originKey, so a re-run after a crash finds it by _id and no duplicate can appear.
+ * Creates a ticket, or returns the one this origin already created. The ticket's _id derives
+ * from its originKey and its number is taken by inserting the ticket itself, so a re-run after
+ * a crash (or the same message processed twice at once) finds the one ticket, and no number
+ * is ever skipped.
  */
 export async function createTicket(ctx: DomainContext, input: NewTicket): Promise<{ ticket: Ticket; created: boolean }> {
-  const { Ticket, Lock } = ctx.store.models;
+  const { Ticket, Job } = ctx.store.models;
   const _id = idFor('ticket', input.originKey);
   const existing = await Ticket.findById(_id).lean<Ticket>();
-  if (existing) return { ticket: existing, created: false };
-  // Two runs of one message at once (a duplicate delivery) must not both reserve a number:
-  // the one that inserts the creation lock creates the ticket, the other waits for it. A lock
-  // left by a crashed run lapses after CREATE_LOCK_MS and a re-run takes over.
-  const lockId = `create-ticket:${String(_id)}`;
-  // Set when an earlier run of this creation left its lock behind (it crashed or failed):
-  // that run may have reserved a number already, and this run must reuse it, not leave a gap.
-  let earlierRun = false;
-  for (;;) {
-    try {
-      await Lock.collection.insertOne({ _id: lockId, owner: 'createTicket', expiresAt: new Date(ctx.now().getTime() + CREATE_LOCK_MS) } as never);
-      break;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-    }
-    const lock = await Lock.findById(lockId).lean<{ expiresAt: Date }>();
-    const ticket = await Ticket.findById(_id).lean<Ticket>();
-    if (ticket) return { ticket, created: false };
-    if (lock && lock.expiresAt < ctx.now()) {
-      earlierRun = true;
-      await Lock.deleteOne({ _id: lockId });
-    } else await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  let settled = false;
-  try {
-    const again = await Ticket.findById(_id).lean<Ticket>();
-    if (again) {
-      settled = true;
-      return { ticket: again, created: false };
-    }
-    const number = (earlierRun ? await numberReservedFor(ctx, _id) : null) ?? (await reserveTicketNumber(ctx, _id));
-    // The first-response target (SLA) and its escalation timer, written before the ticket.
-    const now = ctx.now();
-    const slaDue = addWorkingDays(now, ctx.config.timers.firstResponse[input.priority ?? 'less urgent']);
-    await ctx.store.models.Job.collection
-      .insertOne({ _id: `sla:${String(_id)}@0`, kind: 'sla', ticketId: _id, ticketNumber: number, state: 'new', stateVersion: 0, due: slaDue } as never)
-      .catch((err: unknown) => {
-        if (!isDuplicateKeyError(err)) throw err;
+  const now = ctx.now();
+  const slaDue = addWorkingDays(now, ctx.config.timers.firstResponse[input.priority ?? 'less urgent']);
+  const result = existing
+    ? { doc: existing, created: false }
+    : await insertNumbered<Ticket>({
+        model: Ticket,
+        field: 'number',
+        first: FIRST_TICKET_NUMBER,
+        build: (number) => newTicketDoc(_id, number, input, now, slaDue),
       });
-    try {
-      const doc = await Ticket.create({
-        ...input,
-        _id,
-        number,
-        state: 'new',
-        stateSince: now,
-        unitsSeen: [input.su],
-        slaDue,
-        referredTicket: input.referredTicket ?? null,
-        previousTicket: input.previousTicket ?? null,
-        rootMessageId: input.rootMessageId ?? null,
-        requesterTip: input.rootMessageId ?? null,
-      });
-      ctx.log.info({ ticket: number, su: input.su }, 'ticket created');
-      const ticket = doc.toObject() as Ticket;
-      await recordInTicketList(ctx, ticket);
-      settled = true;
-      return { ticket, created: true };
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      const ticket = await Ticket.findById(_id).lean<Ticket>();
-      if (!ticket) throw err;
-      settled = true;
-      return { ticket, created: false };
-    }
-  } finally {
-    // A failed run leaves its lock, expired at once, so that the re-run knows to look for the
-    // number this run may have reserved. (If the database is gone, the lock lapses by itself.)
-    if (settled) await Lock.deleteOne({ _id: lockId });
-    else await Lock.updateOne({ _id: lockId }, { $set: { expiresAt: new Date(0) } }).catch(() => undefined);
-  }
+  const ticket = result.doc;
+  // The first-response target's escalation timer. Written after the ticket (it names its
+  // number); a re-run that finds the ticket writes it again in case the first run stopped here.
+  const sla = { _id: `sla:${String(_id)}@0`, kind: 'sla', ticketId: _id, ticketNumber: ticket.number, state: 'new', stateVersion: 0, due: ticket.slaDue ?? slaDue };
+  if (result.created) {
+    await insertOnce(Job, sla);
+    ctx.log.info({ ticket: ticket.number, su: input.su }, 'ticket created');
+  } else if (ticket.state === 'new' && ticket.version === 0) await insertOnce(Job, sla);
+  return { ticket, created: result.created };
 }
 
-/** The number an earlier, interrupted run reserved for this ticket, if any. */
-async function numberReservedFor(ctx: DomainContext, ticketId: Types.ObjectId): Promise<number | null> {
-  const held = await ctx.store.models.TicketNumber.findOne({ ticketId }, { _id: 1 }).lean<{ _id: number }>();
-  return held?._id ?? null;
+function newTicketDoc(_id: Types.ObjectId, number: number, input: NewTicket, now: Date, slaDue: Date): Ticket & Record<string, unknown> {
+  return {
+    _id,
+    number,
+    originKey: input.originKey,
+    subject: input.subject,
+    requester: input.requester,
+    participants: input.participants,
+    su: input.su,
+    state: 'new',
+    priority: input.priority ?? 'less urgent',
+    category: input.category ?? null,
+    channel: input.channel ?? 'mail',
+    ownerSub: input.ownerSub ?? null,
+    referredTicket: input.referredTicket ?? null,
+    previousTicket: input.previousTicket ?? null,
+    rootMessageId: input.rootMessageId ?? null,
+    requesterTip: input.rootMessageId ?? null,
+    assignee: null,
+    unitsSeen: [input.su],
+    version: 0,
+    stateVersion: 0,
+    stateSince: now,
+    recentOps: [],
+    firstResponseAt: null,
+    slaDue,
+    slaEscalatedAt: null,
+    solvedAt: null,
+    lastDeliveryFailure: null,
+    createdAt: now,
+    updatedAt: now,
+  };
 }
 
 export type NewArticle = Omit<Article, '_id' | 'createdAt' | 'updatedAt' | 'ticketId' | 'ticketNumber'>;
 
-/** Adds an article once per idempotency key; a re-run returns the stored one. */
-export async function addArticle(ctx: DomainContext, ticket: Ticket, input: Partial<NewArticle> & Pick<NewArticle, 'key' | 'direction' | 'authorRole'>): Promise<{ article: Article; created: boolean }> {
+/**
+ * Adds an article once per idempotency key; a re-run returns the stored one. A ticket's
+ * articles are ordered by createdAt, then _id. `touch: false` leaves the ticket's updatedAt and
+ * list entry to the caller (ingest writes them once per mail).
+ */
+export async function addArticle(
+  ctx: DomainContext,
+  ticket: Ticket,
+  input: Partial<NewArticle> & Pick<NewArticle, 'key' | 'direction' | 'authorRole'>,
+  opts: { touch?: boolean } = {},
+): Promise<{ article: Article; created: boolean }> {
   const { Article, Ticket } = ctx.store.models;
-  // The _id derives from the key: a re-run collides on the _id index and finds the stored
-  // article by _id (FerretDB 1.24 answers no other filter from an index).
-  const _id = idFor('article', input.key);
-  try {
-    const doc = await Article.create({ ...input, _id, ticketId: ticket._id, ticketNumber: ticket.number });
-    const slot = await takeArticleSlot(ctx, ticket, _id);
-    const fresh = await Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { updatedAt: ctx.now(), articleCount: slot } }, { returnDocument: 'after' }).lean<Ticket>();
+  const now = ctx.now();
+  const doc = new Article({ ...input, _id: idFor('article', input.key), ticketId: ticket._id, ticketNumber: ticket.number, createdAt: now, updatedAt: now }).toObject() as Article;
+  const { doc: article, created } = await insertOnce<Article>(Article, doc as unknown as Record<string, unknown> & { _id: unknown });
+  if (created && opts.touch !== false) {
+    const fresh = await Ticket.findOneAndUpdate({ _id: ticket._id }, { $set: { updatedAt: now } }, { returnDocument: 'after' }).lean<Ticket>();
     // An internal note's words must not become searchable in the requester's list.
     if (fresh) await recordInTicketList(ctx, fresh, input.internal ? '' : `${input.subject ?? ''} ${input.text ?? ''}`);
-    return { article: { ...(doc.toObject() as Article), slot }, created: true };
-  } catch (err) {
-    if (!isDuplicateKeyError(err)) throw err;
-    const article = await Article.findById(_id).lean<Article>();
-    if (!article) throw err;
-    // A crash between the article and its slot: the re-run gives it one.
-    if (article.slot === null || article.slot === undefined) article.slot = await takeArticleSlot(ctx, ticket, _id);
-    return { article, created: false };
   }
-}
-
-/**
- * Puts an article in its ticket's order: the first free slot after the count the caller's copy
- * of the ticket knows (a stale copy only means a few more tries; a slot is taken by insert).
- */
-async function takeArticleSlot(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'articleCount'>, articleId: Types.ObjectId): Promise<number> {
-  const { ArticleRef, Article } = ctx.store.models;
-  for (let n = (ticket.articleCount ?? 0) + 1; ; n++) {
-    try {
-      await ArticleRef.collection.insertOne({ _id: `${String(ticket._id)}#${n}`, articleId } as never);
-      await Article.updateOne({ _id: articleId }, { $set: { slot: n } });
-      return n;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-    }
-  }
+  return { article, created };
 }
 
 /** Remembers that a Message-ID belongs to a ticket (for In-Reply-To/References threading). */
 export async function registerMessageIds(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'number'>, ids: (string | null | undefined)[], ours = false): Promise<void> {
-  const docs = [...new Set(ids.filter((x): x is string => !!x))].map((id) => ({ _id: id, ticketId: ticket._id, ticketNumber: ticket.number, ours }));
-  if (!docs.length) return;
-  try {
-    await ctx.store.models.ThreadId.collection.insertMany(docs as never[], { ordered: false });
-  } catch (err) {
-    const writeErrors = (err as { writeErrors?: { code?: number }[] }).writeErrors;
-    if (!isDuplicateKeyError(err) && !(writeErrors && writeErrors.every((e) => e.code === 11000))) throw err;
-  }
+  await registerThreadIds(ctx, ticket, ids.map((id) => ({ id, ours })));
 }
 
-/** The ticket with this number, through its reservation (a look-up by _id on both). */
+/** Like registerMessageIds, for Message-IDs of both kinds at once (one write). */
+export async function registerThreadIds(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'number'>, ids: { id: string | null | undefined; ours: boolean }[]): Promise<void> {
+  const seen = new Set<string>();
+  const docs = [];
+  for (const { id, ours } of ids) {
+    if (!id || seen.has(id)) continue;
+    seen.add(id);
+    docs.push({ _id: id, ticketId: ticket._id, ticketNumber: ticket.number, ours });
+  }
+  await insertManyOnce(ctx.store.models.ThreadId, docs);
+}
+
+/** The ticket with this number (one look-up by the unique number index). */
 export async function findTicketByNumber(ctx: DomainContext, number: number): Promise<Ticket | null> {
   if (!Number.isSafeInteger(number)) return null;
-  const reservation = await ctx.store.models.TicketNumber.findById(number).lean<{ ticketId: Types.ObjectId }>();
-  if (!reservation) return null;
-  const ticket = await ctx.store.models.Ticket.findById(reservation.ticketId).lean<Ticket>();
-  return ticket && ticket.number === number ? ticket : null;
+  return ctx.store.models.Ticket.findOne({ number }).lean<Ticket>();
 }
 
 /** An article by its idempotency key. */
@@ -222,28 +147,7 @@ export async function listTickets(ctx: DomainContext, opts: { limit?: number } =
   return ctx.store.models.Ticket.find({}).sort({ updatedAt: -1 }).limit(opts.limit ?? 100).lean<Ticket[]>();
 }
 
-/**
- * A ticket's articles, oldest first, read through their slots by _id: the slots the ticket
- * knows of (its articleCount) in parallel batches, then one by one until the first free slot
- * (a slot taken after the count was written). A free slot is the costly look-up on FerretDB
- * (it reads the whole table), so there is normally just one.
- */
-export async function ticketArticles(ctx: DomainContext, ticket: Pick<Ticket, '_id' | 'articleCount'>): Promise<Article[]> {
-  const { ArticleRef, Article } = ctx.store.models;
-  const ticketId = ticket._id;
-  const ref = (n: number) => ArticleRef.findById(`${String(ticketId)}#${n}`).lean<{ articleId: Types.ObjectId }>();
-  const ids: string[] = [];
-  const known = ticket.articleCount ?? 0;
-  for (let start = 1; start <= known; start += 8) {
-    const refs = await Promise.all(Array.from({ length: Math.min(8, known - start + 1) }, (_, i) => ref(start + i)));
-    for (const r of refs) if (r) ids.push(String(r.articleId));
-  }
-  for (let n = known + 1; ; n++) {
-    const r = await ref(n);
-    if (!r) break;
-    ids.push(String(r.articleId));
-  }
-  const unique = [...new Set(ids)];
-  const articles = (await Promise.all(unique.map((id) => Article.findById(id).lean<Article>()))).filter((a): a is Article => !!a);
-  return articles.sort((a, b) => new Date(a.createdAt).getTime() - new Date(b.createdAt).getTime() || String(a._id).localeCompare(String(b._id)));
+/** A ticket's articles, oldest first: one query. */
+export async function ticketArticles(ctx: DomainContext, ticket: Pick<Ticket, '_id'>): Promise<Article[]> {
+  return ctx.store.models.Article.find({ ticketId: ticket._id }).sort({ createdAt: 1, _id: 1 }).lean<Article[]>();
 }

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Types } from 'mongoose';
 import { loadConfig } from '../../src/config/load.ts';
-import { idFor } from '../../src/db/ids.ts';
+import { idFor } from '../../src/db/coordination/index.ts';
 import { currentAup } from '../../src/domain/identity/users.ts';
 import { newSessionId, saveSession } from '../../src/domain/portal/sessions.ts';
 import { createLogger } from '../../src/log/logger.ts';
@@ -41,15 +41,13 @@ const WORDS = ['upload', 'dicom', 'catalogue', 'search', 'dataset', 'access', 'n
 const subjectFor = (n: number) => `${WORDS[n % WORDS.length]} ${WORDS[(n * 7) % WORDS.length]} problem ${n}`;
 
 async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTicket: number }> {
-  const { Ticket, TicketNumber, TicketList, Article, ArticleRef, User } = hg.store.models;
+  const { Ticket, TicketList, Article, User } = hg.store.models;
   const now = Date.now();
   const lists = new Map<string, Record<string, unknown>>();
   const batch = 2000;
   for (let start = 0; start < total; start += batch) {
     const tickets = [];
-    const numbers = [];
     const firstArticles = [];
-    const refs = [];
     for (let i = start; i < Math.min(total, start + batch); i++) {
       const number = 100001 + i;
       const ownerSub = i < own ? SUB : `${String(i % 5000).padStart(40, '0')}@lifescience-ri.eu`;
@@ -57,19 +55,15 @@ async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTic
       const at = new Date(now - (total - i) * 60_000);
       const subject = subjectFor(number);
       tickets.push({ _id, number, subject, requester: { address: `user${i % 5000}@example.org`, name: '' }, participants: [], su: 'first-line', state: i % 3 ? 'open' : 'solved', priority: 'less urgent', category: 'other', channel: 'mail', ownerSub, originKey: `bench:${number}`, createdAt: at, updatedAt: at });
-      numbers.push({ _id: number, ticketId: _id });
       // Every ticket has its opening message, so the ticket page reads from a full collection.
       const articleId = new Types.ObjectId();
-      firstArticles.push({ _id: articleId, ticketId: _id, ticketNumber: number, key: `bench:${number}:0`, direction: 'in', authorRole: 'requester', channel: 'mail', from: { address: `user${i % 5000}@example.org`, name: '' }, to: [], cc: [], subject, text: `Opening message of ticket ${number}: the upload of the series fails.`, html: null, attachments: [], references: [], slot: 1, createdAt: at, updatedAt: at });
-      refs.push({ _id: `${String(_id)}#1`, articleId });
+      firstArticles.push({ _id: articleId, ticketId: _id, ticketNumber: number, key: `bench:${number}:0`, direction: 'in', authorRole: 'requester', channel: 'mail', from: { address: `user${i % 5000}@example.org`, name: '' }, to: [], cc: [], subject, text: `Opening message of ticket ${number}: the upload of the series fails.`, html: null, attachments: [], references: [], createdAt: at, updatedAt: at });
       const list = lists.get(ownerSub) ?? {};
       list[String(number)] = { number, subject, state: i % 3 ? 'open' : 'solved', su: 'first-line', priority: 'less urgent', createdAt: at, updatedAt: at, text: `${subject} the upload of series ${number} fails with a timeout`.toLowerCase() };
       lists.set(ownerSub, list);
     }
     await Ticket.collection.insertMany(tickets as never[], { ordered: false });
-    await TicketNumber.collection.insertMany(numbers as never[], { ordered: false });
     await Article.collection.insertMany(firstArticles as never[], { ordered: false });
-    await ArticleRef.collection.insertMany(refs as never[], { ordered: false });
     if ((start + batch) % 20_000 === 0 || start + batch >= total) process.stdout.write(`  seeded ${Math.min(total, start + batch)}/${total} tickets\n`);
   }
   const listDocs = [...lists].map(([_id, tickets]) => ({ _id, tickets }));
@@ -92,13 +86,10 @@ async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTic
     html: k % 5 === 0 ? `<p>Message ${k} <b>in HTML</b> with <a href="https://example.org">a link</a> and <img src="https://example.org/x.png" alt="remote"></p>` : null,
     attachments: [],
     references: [],
-    slot: k + 1,
     createdAt: new Date(now - (50 - k) * 60_000),
     updatedAt: new Date(now - (50 - k) * 60_000),
   }));
   await Article.collection.insertMany(articles as never[]);
-  await ArticleRef.collection.insertMany(articles.map((a) => ({ _id: `${String(ticketId)}#${a.slot}`, articleId: a._id })) as never[]);
-  await Ticket.collection.updateOne({ _id: ticketId }, { $set: { articleCount: 50 } });
   const aup = currentAup(hg.ctx);
   await User.collection.insertOne({ _id: SUB, name: 'Bench Researcher', givenName: 'Bench', familyName: 'Researcher', email: 'researcher@university.example', emailVerified: true, entitlements: [hg.config.requiredEntitlement ?? ''], affiliations: [], homeOrganization: null, addresses: [{ address: 'researcher@university.example', boundAt: new Date(), via: 'verified-claim' }], consents: [{ version: aup.version, at: new Date(), ip: '127.0.0.1' }], lastSignInAt: new Date(), createdAt: new Date(), updatedAt: new Date() } as never);
   return { pageTicket };

@@ -48,15 +48,14 @@ export const articleSchema = new Schema(
     internal: { type: Boolean, default: false },
     /** Why an agent's mail was kept as an internal note (commands without a valid token). */
     flag: { type: String, default: null },
-    /** Its slot n in the ticket's article order (articlerefs "<ticketId>#<n>"); null until taken. */
-    slot: { type: Number, default: null },
     inboxId: { type: Schema.Types.ObjectId, default: null },
     rawSha256: { type: String, default: null },
   },
   { timestamps: true, collection: 'articles' },
 );
 articleSchema.index({ key: 1 }, { unique: true });
-articleSchema.index({ ticketId: 1, createdAt: 1 });
+// A ticket's page reads its articles in one query, in this order.
+articleSchema.index({ ticketId: 1, createdAt: 1, _id: 1 });
 
 export interface ArticleAddress {
   address: string;
@@ -96,7 +95,6 @@ export interface Article {
   authorSub: string | null;
   internal?: boolean;
   flag?: string | null;
-  slot: number | null;
   inboxId: Types.ObjectId | null;
   rawSha256: string | null;
   createdAt: Date;

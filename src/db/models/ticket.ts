@@ -26,8 +26,6 @@ export const ticketSchema = new Schema(
     channel: { type: String, enum: ['mail', 'web'], default: 'mail' },
     /** LS AAI `sub` of the requester when known (a bound address or the portal): whose "my tickets" it is in. */
     ownerSub: { type: String, default: null },
-    /** Highest article slot known to be taken: where the next article starts looking (a hint). */
-    articleCount: { type: Number, default: 0 },
     /** Idempotency key of the message that opened the ticket: re-running its ingest finds this ticket. */
     originKey: { type: String, required: true },
     /** A tagged mail from a stranger opens a new ticket that remembers which ticket it named. */
@@ -61,6 +59,7 @@ export const ticketSchema = new Schema(
   },
   { timestamps: true, collection: 'tickets' },
 );
+// A ticket's number is taken by inserting the ticket (db/coordination/numbers.ts).
 ticketSchema.index({ number: 1 }, { unique: true });
 ticketSchema.index({ originKey: 1 }, { unique: true });
 ticketSchema.index({ updatedAt: -1 });
@@ -78,7 +77,6 @@ export interface Ticket {
   category: string | null;
   channel: 'mail' | 'web';
   ownerSub: string | null;
-  articleCount?: number;
   originKey: string;
   referredTicket: number | null;
   rootMessageId: string | null;

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../../db/store.ts';
-import { isDuplicateKeyError } from '../../errors/errors.ts';
+import { insertOnce } from '../../db/coordination/index.ts';
 import type { DomainContext } from '../context.ts';
 
 /**
@@ -29,14 +29,9 @@ async function loadOrMakeKey(store: Store): Promise<Buffer> {
   const { Secret } = store.models;
   const found = await Secret.findById(SECRET_ID).lean<{ value: string }>();
   if (found) return Buffer.from(found.value, 'base64');
-  try {
-    await Secret.collection.insertOne({ _id: SECRET_ID, value: randomBytes(32).toString('base64') } as never);
-  } catch (err) {
-    if (!isDuplicateKeyError(err)) throw err;
-  }
   // Whoever inserted first, everyone uses the stored one.
-  const stored = await Secret.findById(SECRET_ID).lean<{ value: string }>();
-  return Buffer.from(stored!.value, 'base64');
+  const { doc } = await insertOnce<{ value: string }>(Secret, { _id: SECRET_ID, value: randomBytes(32).toString('base64') });
+  return Buffer.from(doc.value, 'base64');
 }
 
 function mac(key: Buffer, ticketId: string, agent: string): string {

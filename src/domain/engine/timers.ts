@@ -1,4 +1,4 @@
-import { SlotLocks } from '../../db/claims.ts';
+import { Lease } from '../../db/coordination/index.ts';
 import type { Actor, Job } from '../../db/models/engine.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
 import { formatTag } from '../../mail/parse/subject.ts';
@@ -23,7 +23,7 @@ export interface TimerPass {
 
 /**
  * Runs the timers that are due. Every helpgate process calls this periodically and at start
- * (a timer that fell due while all were down runs then). A timer is claimed with a slot lock,
+ * (a timer that fell due while all were down runs then). A timer is held under a lease,
  * re-read (another process may have finished it), run, and deleted; what it does is itself a
  * transition with an idempotency key and mails keyed by the transition, so even a timer run
  * twice (a process that died after acting, before deleting it) acts once.
@@ -31,14 +31,13 @@ export interface TimerPass {
 export const TIMER_BATCH = BATCH;
 
 export async function runDueTimers(ctx: DomainContext, owner: string): Promise<TimerPass> {
-  const { Job: Jobs, Lock } = ctx.store.models;
+  const { Job: Jobs } = ctx.store.models;
   const now = ctx.now();
-  const locks = new SlotLocks(Lock, JOB_LEASE_MS);
+  const leases = new Lease(ctx.store, JOB_LEASE_MS);
   const due = await Jobs.find({ due: { $lte: now } }).sort({ due: 1 }).limit(BATCH).lean<Job[]>();
   let ran = 0;
   for (const job of due) {
-    const lease = await locks.tryClaim(`job:${job._id}`, owner, now);
-    if (!lease) continue;
+    if (!(await leases.tryHold(`job:${job._id}`, owner, now))) continue;
     if (!(await Jobs.findById(job._id, { _id: 1 }).lean())) continue;
     await runJob(ctx, job);
     await Jobs.deleteOne({ _id: job._id });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Actor, EventChannel, TicketEvent } from '../../db/models/engine.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
-import { isDuplicateKeyError } from '../../errors/errors.ts';
+import { insertOnce } from '../../db/coordination/index.ts';
 import type { DomainContext } from '../context.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 
@@ -53,8 +53,8 @@ function applyEvent(ticket: Ticket, event: TicketEvent): Ticket {
 
 /**
  * The ticket with every applied transition in it. A transition whose ticket write was lost (a
- * crash between the event and the write, or a concurrent write on FerretDB that put an older
- * copy back) is replayed from its event.
+ * crash between the event and the write, or a concurrent write that put an older copy back)
+ * is replayed from its event.
  */
 export async function currentTicket(ctx: DomainContext, ticketId: Types.ObjectId): Promise<Ticket | null> {
   const { Ticket: Tickets, TicketEvent: Events } = ctx.store.models;
@@ -103,8 +103,8 @@ function describe(event: TicketEvent): string {
 /**
  * Applies one transition to a ticket, once, whatever runs at the same time.
  *
- * The transition is won by inserting its event "<ticketId>@<version+1>" (a unique insert is
- * atomic on MongoDB and FerretDB alike; a conditional update is not atomic on FerretDB 1.24).
+ * The transition is won by inserting its event "<ticketId>@<version+1>": of two transitions
+ * at once exactly one stores it (db/coordination explains why it is not a conditional update).
  * The winner then writes the ticket; a loser either is refused with what the winner did, or
  * (onConflict: retry) checks the new state and tries again. Refusals are logged too.
  */
@@ -152,11 +152,7 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
       {
         const jobState = newState ? change.state : ticket.state;
         const jobStateVersion = newState ? version : ticket.stateVersion;
-        await Jobs.collection
-          .insertOne({ _id: `${timer.kind}:${String(ticketId)}@${version}`, kind: timer.kind, ticketId, ticketNumber: ticket.number, state: jobState, stateVersion: jobStateVersion, due: timer.due } as never)
-          .catch((err: unknown) => {
-            if (!isDuplicateKeyError(err)) throw err;
-          });
+        await insertOnce(Jobs, { _id: `${timer.kind}:${String(ticketId)}@${version}`, kind: timer.kind, ticketId, ticketNumber: ticket.number, state: jobState, stateVersion: jobStateVersion, due: timer.due });
       }
     }
     const event: TicketEvent = {
@@ -175,12 +171,9 @@ export async function transition(ctx: DomainContext, ticketId: Types.ObjectId, s
       set,
       articleId: spec.articleId ?? null,
     };
-    try {
-      await Events.collection.insertOne(event as never);
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      const winner = await Events.findById(event._id).lean<TicketEvent>();
-      if (winner && winner.op !== spec.op) lost = winner;
+    const won = await insertOnce<TicketEvent>(Events, event as unknown as TicketEvent & Record<string, unknown>);
+    if (!won.created) {
+      if (won.doc.op !== spec.op) lost = won.doc;
       continue;
     }
     const fresh = applyEvent(ticket, event);
@@ -229,13 +222,8 @@ export async function recordOnce(
     set: {},
     articleId: null,
   };
-  try {
-    await ctx.store.models.TicketEvent.collection.insertOne(event as never);
-    return { event, fresh: true };
-  } catch (err) {
-    if (!isDuplicateKeyError(err)) throw err;
-    return { event: (await ctx.store.models.TicketEvent.findById(event._id).lean<TicketEvent>()) ?? event, fresh: false };
-  }
+  const { doc, created } = await insertOnce<TicketEvent>(ctx.store.models.TicketEvent, event as unknown as TicketEvent & Record<string, unknown>);
+  return { event: doc, fresh: created };
 }
 
 /** Logs an attempt refused before it came to a transition (e.g. a mail's commands found not allowed). */
@@ -260,14 +248,9 @@ async function recordRefusal(ctx: DomainContext, ticket: Ticket, spec: Pick<Tran
     set: {},
     articleId: spec.articleId ?? null,
   };
-  try {
-    await ctx.store.models.TicketEvent.collection.insertOne(event as never);
-    ctx.log.info({ ticket: ticket.number, action: spec.action, by: spec.actor.address, reason }, 'ticket transition refused');
-    return event;
-  } catch (err) {
-    if (!isDuplicateKeyError(err)) throw err;
-    return (await ctx.store.models.TicketEvent.findById(event._id).lean<TicketEvent>()) ?? event;
-  }
+  const { doc, created } = await insertOnce<TicketEvent>(ctx.store.models.TicketEvent, event as unknown as TicketEvent & Record<string, unknown>);
+  if (created) ctx.log.info({ ticket: ticket.number, action: spec.action, by: spec.actor.address, reason }, 'ticket transition refused');
+  return doc;
 }
 
 /** The audit log of a ticket, oldest first: applied transitions and refused attempts. */

@@ -1,5 +1,6 @@
 import type { PortalUser } from '../../db/models/identity.ts';
-import { InvalidInputError, isDuplicateKeyError, NotFoundError } from '../../errors/errors.ts';
+import { tryInsert } from '../../db/coordination/index.ts';
+import { InvalidInputError, NotFoundError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
 
 export type BindVia = PortalUser['addresses'][number]['via'];
@@ -37,7 +38,7 @@ export async function userForAddress(ctx: DomainContext, address: string): Promi
 /**
  * Binds `address` to the identity `sub`. The binding document's _id is the address, so the
  * insert itself decides who gets it: of two identities binding one address at once, from any
- * number of connections, exactly one insert succeeds (atomic on FerretDB as on MongoDB). The
+ * number of connections, exactly one insert succeeds. The
  * helpdesk's own addresses count as taken. Releasing held mail is the callers' job (see
  * held.ts), which keeps this module below it.
  */
@@ -65,14 +66,8 @@ export async function bindAddress(ctx: DomainContext, sub: string, address: stri
 }
 
 /** true when this insert created the binding, false when the address was bound already. */
-async function insertBinding(ctx: DomainContext, binding: Binding): Promise<boolean> {
-  try {
-    await ctx.store.models.AddressBinding.collection.insertOne(binding as never);
-    return true;
-  } catch (err) {
-    if (isDuplicateKeyError(err)) return false;
-    throw err;
-  }
+function insertBinding(ctx: DomainContext, binding: Binding): Promise<boolean> {
+  return tryInsert(ctx.store.models.AddressBinding, { ...binding });
 }
 
 /** Removes a binding of one's own; false when the address is not bound to `sub`. */
@@ -81,8 +76,8 @@ export async function unbindAddress(ctx: DomainContext, sub: string, address: st
   const { AddressBinding } = ctx.store.models;
   const owner = await AddressBinding.findById(a, { sub: 1 }).lean<Pick<Binding, 'sub'>>();
   if (!owner || owner.sub !== sub) return false;
-  // Deleted by _id alone (the only filter FerretDB answers from an index). Nobody else can have
-  // taken the address between the read and the delete: that would need this binding gone first.
+  // Nobody else can have taken the address between the read and the delete: that would need
+  // this binding gone first.
   await AddressBinding.deleteOne({ _id: a });
   await syncUserAddresses(ctx, sub, { remove: a });
   ctx.log.info({ sub, address: a }, 'address unbound');
@@ -91,9 +86,9 @@ export async function unbindAddress(ctx: DomainContext, sub: string, address: st
 
 /**
  * Keeps the user document's copy of their bindings in step with `addresses` (the authority).
- * FerretDB 1.24 does not make an update atomic between connections, so two bindings of one
- * person at the same moment could each write the array without the other's entry. Hence:
- * read, write the whole array, read again, and repeat until our change is there.
+ * Two bindings of one person at the same moment could each write the array without the
+ * other's entry (an update is not atomic on every engine: see db/coordination). Hence: read,
+ * write the whole array, read again, and repeat until our change is there.
  */
 async function syncUserAddresses(ctx: DomainContext, sub: string, change: { add?: PortalUser['addresses'][number]; remove?: string }): Promise<void> {
   const { User } = ctx.store.models;

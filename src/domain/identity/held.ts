@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { finishWork, SlotLocks, type Lease } from '../../db/claims.ts';
+import { Lease } from '../../db/coordination/index.ts';
 import type { HeldMail, HeldSender } from '../../db/models/held.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
@@ -13,7 +13,7 @@ import { sendNotice } from './notices.ts';
 import { findToken, spendToken } from './tokens.ts';
 
 const DAY = 86_400_000;
-/** How long a release or an expiry run keeps an address to itself (see db/claims.ts). */
+/** How long a release or an expiry run keeps an address to itself. */
 const ADDRESS_LOCK_MS = 60_000;
 /** How long a release waits for a running expiry (or another release) of the same address. */
 const RELEASE_WAIT_MS = 10_000;
@@ -55,26 +55,22 @@ export async function releaseHeldMail(ctx: DomainContext, sub: string, token: st
 export async function releaseHeldMailOf(ctx: DomainContext, sub: string, address: string): Promise<number[]> {
   if (!(await ctx.store.models.HeldSender.findById(address, { _id: 1 }).lean())) return [];
   if ((await userForAddress(ctx, address)) !== sub) return [];
-  const locks = new SlotLocks(ctx.store.models.Lock, ADDRESS_LOCK_MS);
+  const leases = new Lease(ctx.store, ADDRESS_LOCK_MS);
   const owner = `release-${randomUUID()}`;
-  let lease: Lease | null = null;
-  const deadline = Date.now() + RELEASE_WAIT_MS;
-  while (!(lease = await locks.tryClaim(`held:${address}`, owner, ctx.now())) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  // Without the lock after the wait (a holder that died keeps it up to two minutes): going on is
-  // safe, since ingest is idempotent; the lock only keeps an expiry from overtaking us.
-  if (!lease) ctx.log.warn({ address }, 'releasing held mail without the address lock');
+  const held = await leases.hold(`held:${address}`, owner, () => ctx.now(), RELEASE_WAIT_MS);
+  // Without the lease after the wait (a holder that died keeps it up to two minutes): going on is
+  // safe, since ingest is idempotent; the lease only keeps an expiry from overtaking us.
+  if (!held) ctx.log.warn({ address }, 'releasing held mail without the address lease');
   try {
     return await releaseLocked(ctx, sub, address, owner);
   } finally {
-    if (lease) await locks.release(lease);
+    if (held) await leases.release(held);
   }
 }
 
 /** Runs the normal ingest on each held mail, oldest first; mail held meanwhile is taken too. */
 async function releaseLocked(ctx: DomainContext, sub: string, address: string, owner: string): Promise<number[]> {
-  const { Inbox, InboxQueue, HeldSender } = ctx.store.models;
+  const { Inbox, HeldSender } = ctx.store.models;
   const tickets: number[] = [];
   const tried = new Set<string>();
   let settled = 0;
@@ -100,7 +96,6 @@ async function releaseLocked(ctx: DomainContext, sub: string, address: string, o
           const state = outcome.kind === 'held' ? 'held' : 'ignored';
           await Inbox.updateOne({ _id: item._id }, { $set: { state, note: outcome.note, lockedBy: null } });
         }
-        await finishWork(InboxQueue, item._id);
       } catch (err) {
         // It stays held; the periodic expireHeldMail releases it for the bound address later.
         await Inbox.updateOne({ _id: item._id }, { $set: { lastError: errorMessage(err), lockedBy: null } });
@@ -150,20 +145,20 @@ async function openHeldMail(ctx: DomainContext, address: string): Promise<{ entr
  * mails expired.
  *
  * Cost: it reads the whole `heldsenders` collection (one small document per address ever held;
- * FerretDB decodes all of them for any filter) and then only by _id. Meant for a periodic
+ * a filter reads all of them) and then only by _id. Meant for a periodic
  * sweep, not a request.
  */
 export async function expireHeldMail(ctx: DomainContext): Promise<number> {
   const { HeldSender, HeldMail } = ctx.store.models;
-  const locks = new SlotLocks(ctx.store.models.Lock, ADDRESS_LOCK_MS);
+  const leases = new Lease(ctx.store, ADDRESS_LOCK_MS);
   const owner = `expire-${randomUUID()}`;
   let expired = 0;
   for (const sender of await HeldSender.find({}, { settled: 1 }).lean<Pick<HeldSender, '_id' | 'settled'>[]>()) {
     const address = sender._id;
     if (!(await HeldMail.findById(`${address}#${(sender.settled ?? 0) + 1}`, { _id: 1 }).lean())) continue;
     // Busy addresses (a release running) are left for the next run.
-    const lease = await locks.tryClaim(`held:${address}`, owner, ctx.now());
-    if (!lease) continue;
+    const held = await leases.tryHold(`held:${address}`, owner, ctx.now());
+    if (!held) continue;
     try {
       const sub = await userForAddress(ctx, address);
       if (sub) await releaseLocked(ctx, sub, address, owner);
@@ -171,7 +166,7 @@ export async function expireHeldMail(ctx: DomainContext): Promise<number> {
     } catch (err) {
       ctx.log.error({ address, err: errorMessage(err) }, 'held mail of this sender could not be expired');
     } finally {
-      await locks.release(lease);
+      await leases.release(held);
     }
   }
   return expired;

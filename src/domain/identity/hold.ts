@@ -1,6 +1,6 @@
 import type { HeldSender } from '../../db/models/held.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
-import { isDuplicateKeyError } from '../../errors/errors.ts';
+import { appendSlot, insertOnce } from '../../db/coordination/index.ts';
 import type { MailAddress, ParsedMessage } from '../../mail/parse/parse.ts';
 import { isQueued } from '../../mail/send/outbox.ts';
 import type { DomainContext } from '../context.ts';
@@ -31,7 +31,7 @@ export interface HoldInput {
  * the sender's address and answers once with a sign-in link. Returns `bound` instead when the
  * address got bound while we were at it; the caller then tickets the mail as usual.
  *
- * Re-running it after a crash is harmless: a second slot for the same inbox item is read once
+ * Re-running it after a crash is harmless: a second entry for the same inbox item is read once
  * (readers drop duplicates), and the answer is keyed by the inbox item.
  */
 export async function holdMail(ctx: DomainContext, input: HoldInput): Promise<HoldResult> {
@@ -45,43 +45,30 @@ export async function holdMail(ctx: DomainContext, input: HoldInput): Promise<Ho
   if (sub) return { kind: 'bound', sub };
 
   const answer = await answerHeldSender(ctx, input);
-  ctx.log.info({ inboxId: String(item._id), address, slot: n, answer }, 'mail held: sender bound to no identity');
+  ctx.log.info({ inboxId: String(item._id), address, position: n, answer }, 'mail held: sender bound to no identity');
   return { kind: 'held', address, note: `held: ${address} is bound to no LS AAI identity; ${answer}` };
 }
 
-/** Takes the next free slot "<address>#<n>" for the mail (see db/models/held.ts); returns n. */
+/** Appends the mail to the sender's held list (see db/models/held.ts); returns its position. */
 async function recordHeldMail(ctx: DomainContext, address: string, item: InboxItem, mail: ParsedMessage, automated: string | null): Promise<number> {
   const { HeldSender, HeldMail } = ctx.store.models;
   const receivedAt = new Date(item.receivedAt);
   let sender = await HeldSender.findById(address).lean<HeldSender>();
   if (!sender) {
-    try {
-      await HeldSender.collection.insertOne({ _id: address, firstHeldAt: receivedAt, lastHeldAt: receivedAt, slots: 0, settled: 0 } as never);
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-    }
-    sender = await HeldSender.findById(address).lean<HeldSender>();
+    sender = (await insertOnce<HeldSender>(HeldSender, { _id: address, firstHeldAt: receivedAt, lastHeldAt: receivedAt, slots: 0, settled: 0 })).doc;
   }
-  for (let n = (sender?.slots ?? 0) + 1; ; n++) {
-    try {
-      await HeldMail.collection.insertOne({
-        _id: `${address}#${n}`,
-        address,
-        n,
-        inboxId: item._id,
-        receivedAt,
-        subject: mail.subject,
-        messageId: mail.messageId,
-        automated,
-      } as never);
-    } catch (err) {
-      if (isDuplicateKeyError(err)) continue;
-      throw err;
-    }
-    // A hint only (see the model): losing this update to a concurrent one costs a few reads.
-    await HeldSender.updateOne({ _id: address }, { $max: { slots: n, lastHeldAt: receivedAt } });
-    return n;
-  }
+  const n = await appendSlot(HeldMail, address, sender.slots ?? 0, (n) => ({
+    address,
+    n,
+    inboxId: item._id,
+    receivedAt,
+    subject: mail.subject,
+    messageId: mail.messageId,
+    automated,
+  }));
+  // A hint only (see the model): losing this update to a concurrent one costs a few reads.
+  await HeldSender.updateOne({ _id: address }, { $max: { slots: n, lastHeldAt: receivedAt } });
+  return n;
 }
 
 /** The one answer a held sender gets: a sign-in link that releases their mail. Says what it did. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { isDuplicateKeyError } from '../../errors/errors.ts';
+import { tryInsert } from '../../db/coordination/index.ts';
 import type { DomainContext } from '../context.ts';
 
 export type TokenPurpose = 'confirm-address' | 'sign-in-link';
@@ -46,30 +46,24 @@ export async function findToken(ctx: DomainContext, token: unknown, purpose: Tok
 }
 
 /**
- * Uses a token once. The use is claimed by inserting the marker document "<hash>:used" into
- * the _id index: of two concurrent requests exactly one can insert it, on FerretDB as on
- * MongoDB. A conditional update ("set usedAt where usedAt is null") would not do: FerretDB 1.24
- * lets both requests win it. usedAt on the token is then set for display only.
+ * Uses a token once: of two concurrent requests exactly one spends it (the use is a marker
+ * document "<hash>:used" stored once). usedAt on the token is then set for display only.
  */
 export async function spendToken(ctx: DomainContext, doc: MailToken, by: string): Promise<'spent' | 'used' | 'expired'> {
   const { MailToken } = ctx.store.models;
   const now = ctx.now();
   if (doc.usedAt) return 'used';
   if (new Date(doc.expiresAt).getTime() <= now.getTime()) return 'expired';
-  try {
-    await MailToken.collection.insertOne({
-      _id: `${doc._id}:used`,
-      purpose: doc.purpose,
-      address: doc.address,
-      sub: by,
-      expiresAt: doc.expiresAt,
-      usedAt: now,
-      usedBy: by,
-    } as never);
-  } catch (err) {
-    if (isDuplicateKeyError(err)) return 'used';
-    throw err;
-  }
+  const spent = await tryInsert(MailToken, {
+    _id: `${doc._id}:used`,
+    purpose: doc.purpose,
+    address: doc.address,
+    sub: by,
+    expiresAt: doc.expiresAt,
+    usedAt: now,
+    usedBy: by,
+  });
+  if (!spent) return 'used';
   await MailToken.updateOne({ _id: doc._id }, { $set: { usedAt: now, usedBy: by } });
   return 'spent';
 }

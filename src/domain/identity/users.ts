@@ -1,7 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { PortalUser } from '../../db/models/identity.ts';
-import { ConfigError, InvalidInputError, isDuplicateKeyError, NotFoundError } from '../../errors/errors.ts';
+import { upsertById } from '../../db/coordination/index.ts';
+import { ConfigError, InvalidInputError, NotFoundError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
 import { bindAddress, isMailAddress, normalizeAddress, userForAddress } from './bindings.ts';
 import { releaseHeldMailOf } from './held.ts';
@@ -86,14 +87,8 @@ export async function signIn(ctx: DomainContext, claims: IdentityClaims): Promis
 }
 
 async function upsertUser(ctx: DomainContext, sub: string, set: Record<string, unknown>): Promise<void> {
-  const { User } = ctx.store.models;
-  try {
-    await User.updateOne({ _id: sub }, { $set: set }, { upsert: true });
-  } catch (err) {
-    // Two first sign-ins at once: both upserts insert, one loses on the _id; it is an update now.
-    if (!isDuplicateKeyError(err)) throw err;
-    await User.updateOne({ _id: sub }, { $set: set });
-  }
+  // Two first sign-ins at once both create the user: upsertById makes the second an update.
+  await upsertById(ctx.store.models.User, sub, set);
 }
 
 export async function findUser(ctx: DomainContext, sub: string): Promise<PortalUser | null> {
@@ -172,7 +167,7 @@ export function hasConsented(user: Pick<PortalUser, 'consents'>, version: string
 /**
  * Records that `sub` accepted AUP `version`, with the time and the client's address. An
  * append to the user's document: were it lost to a simultaneous write of the same person's
- * document (FerretDB does not make updates atomic), they would merely be asked again.
+ * document (updates are not atomic on every engine), they would merely be asked again.
  */
 export async function recordConsent(ctx: DomainContext, sub: string, version: string, ip: string): Promise<void> {
   if (typeof version !== 'string' || !version.trim()) throw new InvalidInputError('version', 'no policy version given');

@@ -7,7 +7,7 @@ import { cleanSubject } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { userForAddress } from '../identity/bindings.ts';
 import { holdMail } from '../identity/hold.ts';
-import { acknowledge, notifyUnit } from '../notify.ts';
+import { notifyUnit, planAcknowledgement, planUnitNotifications, sendMails } from '../notify.ts';
 import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findArticleByKey, findTicketByNumber, registerMessageIds } from '../tickets.ts';
@@ -47,8 +47,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   const mail = await parseMessage(raw);
   const key = messageKey(mail, item.rawSha256);
 
-  // One of our own mails came back (a list, a forward rule, a misconfigured alias). Looked up
-  // by _id alone: the only filter FerretDB 1.24 answers from an index.
+  // One of our own mails came back (a list, a forward rule, a misconfigured alias).
   if (mail.messageId && (await store.models.ThreadId.findById(mail.messageId, { ours: 1 }).lean<{ ours: boolean }>())?.ours) {
     return { kind: 'ignored', note: `our own message ${mail.messageId} came back: not ticketed` };
   }
@@ -61,6 +60,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   let article: Article;
   let newTicket: boolean;
   let articleIsNew = false;
+  let ticketIsNew = false;
   let plan: AgentMailPlan | null = null;
   const known = await findArticleByKey(ctx, key);
   if (known) {
@@ -95,7 +95,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       if (plan) text = plan.text;
     } else {
       const referred = match && !tooLate ? match.ticket.number : null;
-      ({ ticket } = await createTicket(ctx, {
+      ({ ticket, created: ticketIsNew } = await createTicket(ctx, {
         originKey: key,
         subject: cleanSubject(mail.subject, config.ticketPrefix),
         ownerSub: authorSub,
@@ -136,19 +136,28 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       flag: plan?.flag ?? null,
       inboxId: item._id,
       rawSha256: item.rawSha256,
-    }));
+    }, { touch: false }));
   }
 
-  await registerMessageIds(ctx, ticket, [mail.messageId]);
   // Only people the ticket trusts bring others in: not an unverified "agent" (a spoofed From).
   const vouched = role === 'requester' || role === 'participant' || (role === 'agent' && (!plan || !plan.flag) && !article.flag);
-  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched);
+  const searchText = article.internal ? '' : `${article.subject} ${article.text}`;
+
+  if (newTicket && !automated) {
+    // The acknowledgement and the unit's notifications of a new ticket are queued together, and
+    // the ticket written once after them (the thread tip is the acknowledgement).
+    const ack = ticket.requester.address ? await planAcknowledgement(ctx, ticket, article, { articleIsNew }) : null;
+    const drafts = [...(ack ? [ack] : []), ...(await planUnitNotifications(ctx, ticket, article, 'new'))];
+    const queued = await sendMails(ctx, ticket, drafts, [mail.messageId]);
+    const tip = ack ? queued[0]!.mail.messageId : null;
+    ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
+    return ticketOutcome(ticket, article, newTicket, automated);
+  }
+  await registerMessageIds(ctx, ticket, [mail.messageId]);
+  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip: null, touch: articleIsNew, listed: articleIsNew, searchText });
 
   if (automated) {
     ctx.log.info({ ticket: ticket.number, reason: automated }, 'automated mail: no automatic answer');
-  } else if (newTicket) {
-    if (ticket.requester.address) await acknowledge(ctx, ticket, article, { articleIsNew });
-    await notifyUnit(ctx, ticket, article, 'new');
   } else if (role === 'agent') {
     // A re-run after a crash plans again from the mail, unless the first run refused it.
     // A re-run (a crash, or the same mail delivered twice) replays what the first run decided:
@@ -162,6 +171,10 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   } else {
     await requesterFollowUp(ctx, ticket, article, role);
   }
+  return ticketOutcome(ticket, article, newTicket, automated);
+}
+
+function ticketOutcome(ticket: Ticket, article: Article, newTicket: boolean, automated: string | null): IngestOutcome {
   return {
     kind: 'ticket',
     ticketNumber: ticket.number,
@@ -198,18 +211,35 @@ function participantsOf(ctx: DomainContext, mail: ParsedMessage, sender: string 
   return [...out];
 }
 
-/** Single-document updates only: participants, state and the requester's thread tip. */
-async function updateTicketAfterMail(ctx: DomainContext, ticket: Ticket, mail: ParsedMessage, role: SenderRole, sender: string | undefined, vouched: boolean): Promise<Ticket> {
+/**
+ * The ticket's one write for a mail: participants, the requester's thread tip (`tip`: our
+ * acknowledgement, else their own mail), updatedAt when the mail added an article to a ticket
+ * that existed before (`touch`), and the owner's list entry (`listed`: with the mail's text).
+ */
+async function updateTicketAfterMail(
+  ctx: DomainContext,
+  ticket: Ticket,
+  mail: ParsedMessage,
+  role: SenderRole,
+  sender: string | undefined,
+  vouched: boolean,
+  opts: { tip: string | null; touch: boolean; listed: boolean; searchText: string },
+): Promise<Ticket> {
   const { Ticket } = ctx.store.models;
-  const participants = vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address) : [];
+  const participants = vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address && !ticket.participants.includes(p)) : [];
   const set: Record<string, unknown> = {};
-  if (role === 'requester' && mail.messageId && ticket.requesterTip !== mail.messageId) set.requesterTip = mail.messageId;
+  const tip = opts.tip ?? (role === 'requester' ? mail.messageId : null);
+  if (tip && ticket.requesterTip !== tip) set.requesterTip = tip;
+  if (opts.touch) set.updatedAt = ctx.now();
   const update: Record<string, unknown> = {};
   if (participants.length) update.$addToSet = { participants: { $each: participants } };
   if (Object.keys(set).length) update.$set = set;
-  if (!Object.keys(update).length) return ticket;
+  if (!Object.keys(update).length) {
+    if (opts.listed) await recordInTicketList(ctx, ticket, opts.searchText);
+    return ticket;
+  }
   const fresh = (await Ticket.findOneAndUpdate({ _id: ticket._id }, update, { returnDocument: 'after' }).lean<Ticket>())!;
-  await recordInTicketList(ctx, fresh);
+  await recordInTicketList(ctx, fresh, opts.listed ? opts.searchText : '');
   return fresh;
 }
 

@@ -69,9 +69,8 @@ function byUrgency(a: QueueRow, b: QueueRow): number {
 }
 
 /**
- * The queue of one of the viewer's units: one query for the unit's tickets (FerretDB has no
- * usable index for it, so it is one pass over the tickets either way), filtered, counted and
- * sorted here. null when the viewer is not a member of the unit.
+ * The queue of one of the viewer's units: one query for the unit's tickets, filtered,
+ * counted and sorted here. null when the viewer is not a member of the unit.
  */
 export async function unitQueue(ctx: DomainContext, viewer: Viewer, key: string, filters: QueueFilters): Promise<UnitQueue | null> {
   const unit = ctx.units.get(key);

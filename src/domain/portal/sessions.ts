@@ -1,3 +1,4 @@
+import { upsertById } from '../../db/coordination/index.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { DomainContext } from '../context.ts';
 
@@ -38,14 +39,14 @@ export async function loadSession(ctx: DomainContext, id: string): Promise<Sessi
 }
 
 export async function saveSession(ctx: DomainContext, id: string, data: SessionData, ttlMs: number): Promise<void> {
-  await ctx.store.models.Session.updateOne({ _id: hashOf(id) }, { $set: { data, expiresAt: new Date(ctx.now().getTime() + ttlMs) } }, { upsert: true });
+  await upsertById(ctx.store.models.Session, hashOf(id), { data, expiresAt: new Date(ctx.now().getTime() + ttlMs) });
 }
 
 export async function destroySession(ctx: DomainContext, id: string): Promise<void> {
   await ctx.store.models.Session.deleteOne({ _id: hashOf(id) });
 }
 
-/** Removes expired sessions (no TTL indexes on FerretDB). */
+/** Removes expired sessions (a sweep: TTL indexes are not available on every engine). */
 export async function sweepSessions(ctx: DomainContext): Promise<number> {
   const res = await ctx.store.models.Session.deleteMany({ expiresAt: { $lt: ctx.now() } });
   return res.deletedCount ?? 0;

@@ -1,7 +1,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { ImapFlow, type FetchMessageObject } from 'imapflow';
 import type { ImapSettings, MailboxConfig } from '../../config/mailboxes.ts';
-import { EpochLease } from '../../db/epoch-lease.ts';
+import { EpochLease } from '../../db/coordination/index.ts';
 import { IntakeStatusReporter, reporterId } from '../../db/intake-status.ts';
 import type { ImapCheckpoint } from '../../db/models/intake.ts';
 import type { Store } from '../../db/store.ts';
@@ -46,7 +46,7 @@ function describe(err: unknown): string {
  * Reads one mailbox into the durable inbox, exactly once:
  *
  * - one reader per mailbox across all processes: it works only while it holds the mailbox's
- *   lease (db/epoch-lease.ts), renewed by a heartbeat;
+ *   lease (db/coordination/epoch-lease.ts), renewed by a heartbeat;
  * - a message is stored (raw bytes, envelope) before it is moved, flagged or deleted, and the
  *   checkpoint (UIDVALIDITY, highest stored UID) is written after each message; so a crash
  *   stores at most the message in flight twice (the ingest drops the copy by Message-ID or

@@ -1,5 +1,5 @@
 import { Types } from 'mongoose';
-import { queueWork } from '../../db/claims.ts';
+import { enqueueWork } from '../../db/coordination/index.ts';
 import type { Store } from '../../db/store.ts';
 import { StoreUnavailableError } from '../../errors/errors.ts';
 
@@ -29,7 +29,7 @@ export async function storeInboxItem(store: Store, source: 'smtp' | 'pipe' | 'im
     // The queue entry first: an item can then never exist without one (a claim that finds the
     // entry but not yet the item looks again shortly).
     const _id = new Types.ObjectId();
-    await queueWork(store.models.InboxQueue, _id, now);
+    await enqueueWork(store.models.InboxQueue, [_id], now);
     const doc = await store.models.Inbox.create({
       _id,
       source,

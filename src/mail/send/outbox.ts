@@ -1,9 +1,7 @@
 import type { Types } from 'mongoose';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
-import { queueWork } from '../../db/claims.ts';
-import { idFor } from '../../db/ids.ts';
-import { isDuplicateKeyError } from '../../errors/errors.ts';
+import { enqueueWork, idFor, insertManyOnce } from '../../db/coordination/index.ts';
 import { newMessageId } from './message-id.ts';
 
 export interface OutboundDraft {
@@ -37,32 +35,55 @@ export interface Enqueued {
  * every retry, so a resend is recognisably the same message.
  */
 export async function enqueueMail(store: Store, domain: string, draft: OutboundDraft): Promise<Enqueued> {
+  return (await enqueueMails(store, domain, [draft]))[0]!;
+}
+
+/**
+ * Puts several mails in the outbox at once (the acknowledgement and the notifications of one
+ * message): their queue entries in one insert, then the mails in one insert. Each mail's _id
+ * derives from its key, so a mail queued already (a re-run) is found and returned as it is.
+ * The entries go first: an entry for a mail that turns out to be queued already is either that
+ * mail's own or one the worker drops.
+ */
+export async function enqueueMails(store: Store, domain: string, drafts: OutboundDraft[]): Promise<Enqueued[]> {
   const { Outbox, OutboxQueue } = store.models;
-  // The _id derives from the key: a re-run collides on the _id index (atomic on every engine)
-  // and finds the queued mail by _id (FerretDB 1.24 answers no other filter from an index).
-  // The queue entry goes first; for a mail that turns out to be queued already it is either
-  // the same entry or one the worker drops.
-  const _id = idFor('outbox', draft.key);
+  if (!drafts.length) return [];
   const now = new Date();
-  await queueWork(OutboxQueue, _id, now);
-  try {
-    const doc = await Outbox.create({
-      ...draft,
-      _id,
-      cc: draft.cc ?? [],
-      references: draft.references ?? [],
-      headers: draft.headers ?? [],
-      messageId: newMessageId(domain),
-      date: now,
-      dueAt: now,
-    });
-    return { mail: doc.toObject() as OutboxMail, created: true };
-  } catch (err) {
-    if (!isDuplicateKeyError(err)) throw err;
-    const mail = await Outbox.findById(_id).lean<OutboxMail>();
-    if (!mail) throw err;
+  const docs = drafts.map((draft) => ({
+    state: 'queued',
+    attempts: 0,
+    lockedBy: null,
+    lastError: null,
+    response: null,
+    sentAt: null,
+    raw: null,
+    ticketId: null,
+    ticketNumber: null,
+    articleId: null,
+    replyTo: null,
+    inReplyTo: null,
+    html: null,
+    ...draft,
+    _id: idFor('outbox', draft.key),
+    cc: draft.cc ?? [],
+    references: draft.references ?? [],
+    headers: draft.headers ?? [],
+    messageId: newMessageId(domain),
+    date: now,
+    dueAt: now,
+    createdAt: now,
+    updatedAt: now,
+  }));
+  await enqueueWork(OutboxQueue, docs.map((d) => d._id), now);
+  const inserted = new Set((await insertManyOnce(Outbox, docs)).map(String));
+  const existing = docs.length > inserted.size ? await Outbox.find({ _id: { $in: docs.filter((d) => !inserted.has(String(d._id))).map((d) => d._id) } }).lean<OutboxMail[]>() : [];
+  const byId = new Map(existing.map((m) => [String(m._id), m]));
+  return docs.map((d) => {
+    if (inserted.has(String(d._id))) return { mail: d as unknown as OutboxMail, created: true };
+    const mail = byId.get(String(d._id));
+    if (!mail) throw new Error(`outbox mail ${d.key} collided but cannot be read`);
     return { mail, created: false };
-  }
+  });
 }
 
 /** Whether a mail with this idempotency key is in the outbox (in any state). */

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer/index.js';
-import { claimNext, type QueueEntry, deferWork, finishWork, SlotLocks, updateIfStillMine } from '../../db/claims.ts';
+import { type Claimed, QueueWorker, type Settlement, WorkQueue } from '../../db/coordination/index.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage } from '../../errors/errors.ts';
-import { PollLoop } from '../../jobs/poll-loop.ts';
 import type { Logger } from '../../log/logger.ts';
 
 export interface OutboxWorkerOptions {
@@ -46,103 +45,84 @@ function toMessage(mail: OutboxMail): Mail.Options {
   };
 }
 
+/** Mails claimed and settled together by one lane: the relay pool sends them side by side. */
+const BATCH = 16;
+
 /**
- * Sends what the outbox holds. Each due mail is claimed with a lease (db/claims.ts), so any
- * number of helpgate processes can run workers on one database; a worker that dies leaves a
- * lease that simply expires.
+ * Sends what the outbox holds. Due mail is claimed in batches with a lease (db/coordination),
+ * so any number of helpgate processes can run workers on one database; a worker that dies
+ * leaves claims that simply lapse.
  */
 export class OutboxWorker {
   private readonly id = `outbox-${randomUUID()}`;
-  private readonly loop: PollLoop;
+  private readonly worker: QueueWorker<OutboxMail>;
   private readonly relay: Transporter | null;
   private readonly capture: Transporter;
-  private readonly locks: SlotLocks;
-  private readonly buffer: QueueEntry[] = [];
 
   constructor(private readonly opts: OutboxWorkerOptions) {
     this.relay = opts.relayUrl ? nodemailer.createTransport(opts.relayUrl, { pool: true, maxConnections: 3 } as never) : null;
-    this.locks = new SlotLocks(opts.store.models.Lock, opts.leaseSeconds * 1000);
     this.capture = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
-    this.loop = new PollLoop({
+    const queue = new WorkQueue<OutboxMail>({
+      items: opts.store.models.Outbox,
+      queue: opts.store.models.OutboxQueue,
+      leaseMs: opts.leaseSeconds * 1000,
+      owner: this.id,
+      isClaimable: (doc) => doc.state === 'queued',
+    });
+    this.worker = new QueueWorker({
       name: 'outbox',
-      step: () => this.step(),
+      queue,
+      batch: BATCH,
       concurrency: 2,
-      idleMs: 1000,
+      handle: (claimed) => this.deliver(claimed),
       onError: (err) => opts.log.error({ err: errorMessage(err) }, 'outbox worker error'),
     });
   }
 
   start(): void {
-    this.loop.start();
+    this.worker.start();
   }
 
   kick(): void {
-    this.loop.kick();
+    this.worker.kick();
   }
 
   async stop(): Promise<void> {
-    await this.loop.stop();
+    await this.worker.stop();
     this.relay?.close();
   }
 
-  /** Claims and handles one due mail; false when none is due. */
-  async step(): Promise<boolean> {
-    const now = new Date();
-    const leaseMs = this.opts.leaseSeconds * 1000;
-    const claim = await claimNext<OutboxMail>({
-      model: this.opts.store.models.Outbox,
-      queue: this.opts.store.models.OutboxQueue,
-      locks: this.locks,
-      name: 'outbox',
-      owner: this.id,
-      now,
-      leaseMs,
-      update: (doc) => ({ $set: { dueAt: new Date(now.getTime() + leaseMs), lockedBy: this.id, attempts: doc.attempts + 1 } }),
-      buffer: this.buffer,
-      isClaimable: (doc) => doc.state === 'queued',
-    });
-    if (!claim) return false;
-    try {
-      await this.deliver(claim.doc);
-    } finally {
-      await this.locks.release(claim.lease);
-    }
-    return true;
+  /** Claims and handles due mail; false when none is due. */
+  step(): Promise<boolean> {
+    return this.worker.step();
   }
 
-  private async deliver(mail: OutboxMail): Promise<void> {
-    const { Outbox, OutboxQueue } = this.opts.store.models;
-    // The mail first, then its queue entry (a stale entry is dropped by the next claim).
-    const settle = async (update: Record<string, unknown>, retryAt: Date | null = null) => {
-      if (!(await updateIfStillMine(Outbox, mail._id, this.id, update))) return;
-      if (retryAt) await deferWork(OutboxQueue, mail._id, retryAt);
-      else await finishWork(OutboxQueue, mail._id);
-    };
+  private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {
+    const settle = (set: Record<string, unknown>, retryAt: Date | null = null): Settlement => ({ id: mail._id, update: { $set: { ...set, attempts: attempt, lockedBy: null } }, retryAt });
     const log = this.opts.log.child({ outboxId: String(mail._id), kind: mail.kind, ticket: mail.ticketNumber });
     if (!this.relay) {
       const info = await this.capture.sendMail(toMessage(mail));
-      await settle({ $set: { state: 'captured', raw: info.message as Buffer, sentAt: new Date(), lockedBy: null } });
       log.info({ to: mail.to }, 'mail captured (no relay configured)');
-      return;
+      return settle({ state: 'captured', raw: info.message as Buffer, sentAt: new Date() });
     }
     try {
       const info = await this.relay.sendMail(toMessage(mail));
-      await settle({ $set: { state: 'sent', response: info.response, sentAt: new Date(), lockedBy: null, lastError: null } });
       log.info({ to: mail.to, response: info.response }, 'mail sent');
+      return settle({ state: 'sent', response: info.response, sentAt: new Date(), lastError: null });
     } catch (err) {
       const message = errorMessage(err);
       const verdict = classifyFailure(err);
-      const delay = this.opts.backoffSeconds[mail.attempts - 1];
+      const delay = this.opts.backoffSeconds[attempt - 1];
       if (verdict === 'reject' || delay === undefined) {
-        const reason = verdict === 'reject' ? message : `gave up after ${mail.attempts} attempts: ${message}`;
-        await settle({ $set: { state: 'failed', lastError: reason, lockedBy: null } });
+        const reason = verdict === 'reject' ? message : `gave up after ${attempt} attempts: ${message}`;
         log.warn({ to: mail.to, err: reason }, 'mail failed');
-        await this.opts.onFailed?.(mail, reason);
-      } else {
-        const retryAt = new Date(Date.now() + delay * 1000);
-        await settle({ $set: { lastError: message, dueAt: retryAt, lockedBy: null } }, retryAt);
-        log.info({ to: mail.to, err: message, retryInSeconds: delay }, 'mail deferred');
+        // Recorded on the ticket before the mail is settled: a crash in between tells it twice at most.
+        await this.opts.onFailed?.({ ...mail, attempts: attempt }, reason);
+        return settle({ state: 'failed', lastError: reason });
       }
+      const retryAt = new Date(Date.now() + delay * 1000);
+      log.info({ to: mail.to, err: message, retryInSeconds: delay }, 'mail deferred');
+      return settle({ lastError: message, dueAt: retryAt }, retryAt);
     }
   }
 }

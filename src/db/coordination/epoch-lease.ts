@@ -1,6 +1,6 @@
 import type { Model } from 'mongoose';
-import { isDuplicateKeyError } from '../errors/errors.ts';
-import type { ImapLease } from './models/intake.ts';
+import { isDuplicateKeyError } from '../../errors/errors.ts';
+import type { ImapLease } from '../models/intake.ts';
 
 /**
  * "Only one process does this at a time", for a long-running job such as reading a mailbox,

@@ -1,0 +1,39 @@
+/**
+ * Coordination between helpgate processes: the one place that knows how.
+ *
+ * Why it is built this way. helpgate runs on MongoDB and on FerretDB 1.24 (SQLite or
+ * PostgreSQL backend). Measured on FerretDB, both backends: the only write that is atomic
+ * between connections is an insert into a unique index. `$inc`, `findOneAndUpdate`, `$push`
+ * and conditional updates ("set X where Y") can all be won by two writers at once, or lose one
+ * of them. And every find, update or delete scans its collection, so hot work is kept in small
+ * collections and looked up by `_id`. Code that is right on FerretDB is right on MongoDB.
+ *
+ * So every "exactly one" in helpgate is an insert that can collide:
+ *
+ * - insertOnce / insertManyOnce (insert-once.ts): a document keyed by an idempotency key is
+ *   stored once; a re-run finds the stored one. That is how a crash at any point is repaired by
+ *   running the same step again.
+ * - insertNumbered (numbers.ts): the next number of a sequence (ticket numbers), taken by
+ *   inserting the numbered document itself into a unique index: no gaps, no counters.
+ * - appendSlot (slots.ts): the next free position of a list ("<list>#<n>") for lists that many
+ *   writers append to at once.
+ * - countInWindow (window.ts): at most N events per key and time window (rate limits).
+ * - Lease (lease.ts): "one process does this for a while" (a timer, the mail of one address),
+ *   lapsing by itself when its holder dies.
+ * - WorkQueue and QueueWorker (work-queue.ts, queue-worker.ts): the claim → handle → settle
+ *   loop of the inbox and the outbox, claiming and settling in batches.
+ * - EpochLease (epoch-lease.ts): a long-held, renewed lease (reading one IMAP mailbox).
+ * - idFor (ids.ts): the _id of a document that is unique by an idempotency key.
+ *
+ * Callers ask for these by intent; nothing outside this folder handles lock documents, slots
+ * or duplicate-key errors.
+ */
+export { EpochLease } from './epoch-lease.ts';
+export { idFor } from './ids.ts';
+export { insertManyOnce, insertOnce, tryInsert, upsertById } from './insert-once.ts';
+export { Lease, type Held } from './lease.ts';
+export { insertNumbered } from './numbers.ts';
+export { appendSlot } from './slots.ts';
+export { countInWindow, sweepWindows } from './window.ts';
+export { enqueueWork, WorkQueue, type Claimed, type Settlement } from './work-queue.ts';
+export { QueueWorker, type QueueWorkerOptions } from './queue-worker.ts';

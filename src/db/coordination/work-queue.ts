@@ -1,0 +1,227 @@
+import { randomInt } from 'node:crypto';
+import type { Model } from 'mongoose';
+import { insertManyOnce } from './insert-once.ts';
+
+/**
+ * A work queue beside a collection of items (inbox, outbox). The queue collection is small: it
+ * holds one entry per item that still needs work ({_id: item's _id, due, since}) and the claims
+ * on those entries. A claim is the document "<item id>#<n>" ({entry, n, owner, expiresAt}): n
+ * is the attempt. Exactly one worker can insert it; a claim whose expiresAt has passed (its
+ * worker died) is taken over by inserting n+1. Settling an item deletes its entry together with
+ * its claims in one command, so nothing in the queue outlives the work.
+ *
+ * Costs per batch of items: one insert for all claims, one update of all items, one delete of
+ * all entries and claims (plus one update for retries). Nothing is written to the items when
+ * they are claimed: the attempt number lives in the claim.
+ */
+export interface QueueEntry {
+  _id: unknown;
+  due: Date;
+  since: Date;
+}
+
+interface ClaimDoc {
+  _id: string;
+  entry: unknown;
+  n: number;
+  owner: string;
+  expiresAt: Date;
+}
+
+export interface Claimed<T> {
+  doc: T;
+  /** 1 for the first claim of the item since it was queued, 2 for the next, … */
+  attempt: number;
+}
+
+export interface Settlement {
+  id: unknown;
+  /** Applied to the item (by _id). */
+  update: Record<string, unknown>;
+  /** When to try again; null when the item needs no more work. */
+  retryAt: Date | null;
+}
+
+export interface WorkQueueOptions<T> {
+  items: Model<any>;
+  queue: Model<any>;
+  /** How long a claim keeps an item from other workers if its worker dies. */
+  leaseMs: number;
+  owner: string;
+  /** Whether the item still needs work (its entry may be stale: settled by a crashed run). */
+  isClaimable: (doc: T) => boolean;
+}
+
+/** Due entries read per scan; claims take from them until they run out. */
+const SCAN = 64;
+/** An entry whose item is still missing after this long was left by a failed write: dropped. */
+const ORPHAN_ENTRY_MS = 60_000;
+
+const claimId = (entry: unknown, n: number) => `${String(entry)}#${n}`;
+
+/** Queues work for items (an item already queued keeps its entry). Write entries before items. */
+export async function enqueueWork(queue: Model<any>, ids: unknown[], due: Date): Promise<void> {
+  await insertManyOnce(
+    queue,
+    ids.map((_id) => ({ _id, due, since: due })),
+  );
+}
+
+export class WorkQueue<T extends { _id: unknown }> {
+  private readonly buffer: QueueEntry[] = [];
+  /** Entries this process holds right now, and the attempt it holds them with. */
+  private readonly mine = new Map<string, number>();
+  /** Entries another worker holds, with the latest claim seen and when it lapses. */
+  private readonly busy = new Map<string, { n: number; until: number }>();
+
+  constructor(private readonly opts: WorkQueueOptions<T>) {}
+
+  private get queue() {
+    return this.opts.queue.collection;
+  }
+
+  /** Claims up to `max` due items; none when no due item could be claimed. */
+  async claim(max: number, now: Date): Promise<Claimed<T>[]> {
+    // Candidates lost to other workers make room for the next ones, until the scan runs dry.
+    for (let scans = 0; scans < 2; ) {
+      if (!this.buffer.length) scans++;
+      const candidates = await this.candidates(max, now.getTime());
+      if (!candidates.length) return [];
+      const claimed = await this.claimFrom(candidates, now.getTime());
+      if (claimed.length) return claimed;
+    }
+    return [];
+  }
+
+  private async claimFrom(candidates: QueueEntry[], t: number): Promise<Claimed<T>[]> {
+    const expiresAt = new Date(t + this.opts.leaseMs);
+    const want = candidates.map((e) => ({ entry: e._id, n: (this.busy.get(String(e._id))?.n ?? 0) + 1 }));
+    const won = new Map<string, number>();
+    let tries = want;
+    for (let round = 0; round < 2 && tries.length; round++) {
+      const docs = tries.map(({ entry, n }) => ({ _id: claimId(entry, n), entry, n, owner: this.opts.owner, expiresAt }));
+      const inserted = new Set((await insertManyOnce(this.opts.queue, docs)).map(String));
+      for (const d of docs) if (inserted.has(d._id)) won.set(String(d.entry), d.n);
+      const lost = tries.filter(({ entry, n }) => !inserted.has(claimId(entry, n)));
+      tries = lost.length ? await this.lapsed(lost.map((l) => l.entry), t) : [];
+    }
+    if (!won.size) return [];
+    return this.admit(candidates.filter((e) => won.has(String(e._id))), won, t);
+  }
+
+  /** Due entries to try: from the buffer, refilled by one scan when empty. */
+  private async candidates(max: number, t: number): Promise<QueueEntry[]> {
+    if (!this.buffer.length) {
+      const due = await this.queue.find({ due: { $lte: new Date(t) } } as never).sort({ due: 1 }).limit(SCAN).toArray() as unknown as QueueEntry[];
+      // Oldest first, but the first few shuffled, so parallel workers do not all fight over one.
+      const head = due.splice(0, 8);
+      while (head.length) due.unshift(head.splice(randomInt(head.length), 1)[0]!);
+      this.buffer.push(...due);
+    }
+    const out: QueueEntry[] = [];
+    while (this.buffer.length && out.length < max) {
+      const e = this.buffer.shift()!;
+      const key = String(e._id);
+      const busy = this.busy.get(key);
+      if (this.mine.has(key) || (busy && busy.until > t)) continue;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Of entries whose claim we could not insert: those whose latest claim has lapsed, with the next attempt. */
+  private async lapsed(entries: unknown[], t: number): Promise<{ entry: unknown; n: number }[]> {
+    const claims = (await this.queue.find({ entry: { $in: entries } } as never).toArray()) as unknown as ClaimDoc[];
+    const latest = new Map<string, ClaimDoc>();
+    for (const c of claims) {
+      const seen = latest.get(String(c.entry));
+      if (!seen || seen.n < c.n) latest.set(String(c.entry), c);
+    }
+    const out: { entry: unknown; n: number }[] = [];
+    for (const entry of entries) {
+      const c = latest.get(String(entry));
+      if (!c) continue; // settled meanwhile
+      if (new Date(c.expiresAt).getTime() <= t) out.push({ entry, n: c.n + 1 });
+      else this.busy.set(String(entry), { n: c.n, until: new Date(c.expiresAt).getTime() });
+    }
+    return out;
+  }
+
+  /** Reads the claimed items and their entries; keeps those still due and still needing work. */
+  private async admit(entries: QueueEntry[], won: Map<string, number>, t: number): Promise<Claimed<T>[]> {
+    const ids = entries.map((e) => e._id);
+    const [items, current] = await Promise.all([
+      this.opts.items.find({ _id: { $in: ids } }).lean<T[]>(),
+      this.queue.find({ _id: { $in: ids } } as never).toArray() as unknown as Promise<QueueEntry[]>,
+    ]);
+    const itemOf = new Map(items.map((d) => [String(d._id), d]));
+    const entryOf = new Map(current.map((e) => [String(e._id), e]));
+    const out: Claimed<T>[] = [];
+    const drop: unknown[] = [];
+    const giveBack: string[] = [];
+    for (const e of entries) {
+      const key = String(e._id);
+      const n = won.get(key)!;
+      const entry = entryOf.get(key);
+      const doc = itemOf.get(key);
+      if (!entry || new Date(entry.due).getTime() > t) {
+        // Settled or deferred by another worker since our scan.
+        giveBack.push(claimId(e._id, n));
+      } else if (doc && this.opts.isClaimable(doc)) {
+        this.mine.set(key, n);
+        this.busy.delete(key);
+        out.push({ doc, attempt: n });
+      } else if (doc || t - new Date(entry.since).getTime() > ORPHAN_ENTRY_MS) {
+        // Finished already (a crash between settling the item and its entry), or an orphan.
+        drop.push(...this.entryAndClaims(e._id, n));
+      } else {
+        // The item is being written right now (its entry is written first): look again shortly.
+        giveBack.push(claimId(e._id, n));
+      }
+    }
+    if (drop.length || giveBack.length) await this.queue.deleteMany({ _id: { $in: [...drop, ...giveBack] } } as never);
+    return out;
+  }
+
+  private entryAndClaims(entry: unknown, n: number): unknown[] {
+    return [entry, ...Array.from({ length: n }, (_, i) => claimId(entry, i + 1))];
+  }
+
+  /**
+   * Records the outcome of claimed items: each item's update, then its entry deleted (done)
+   * or made due again (retry). An item whose claim was taken over (its lease lapsed while we
+   * worked) is left to the new holder. The items first, then the queue: a crash in between
+   * leaves entries whose items are settled, which the next claim drops.
+   */
+  async settle(results: Settlement[]): Promise<void> {
+    if (!results.length) return;
+    const keys = results.map((r) => String(r.id));
+    try {
+      const later = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
+      const lost = new Set(later.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
+      const ours = results.filter((r) => !lost.has(String(r.id)));
+      if (!ours.length) return;
+      await this.opts.items.bulkWrite(ours.map((r) => ({ updateOne: { filter: { _id: r.id }, update: r.update } })) as never, { ordered: false });
+      const retries = ours.filter((r) => r.retryAt);
+      if (retries.length) {
+        // The claim stays (it carries the attempt count) and lapses when the item is due again.
+        await this.queue.bulkWrite(
+          retries.flatMap((r) => [
+            { updateOne: { filter: { _id: r.id }, update: { $set: { due: r.retryAt } } } },
+            { updateOne: { filter: { _id: claimId(r.id, this.mine.get(String(r.id))!) }, update: { $set: { expiresAt: r.retryAt } } } },
+          ]) as never,
+          { ordered: false },
+        );
+      }
+      const done = ours.filter((r) => !r.retryAt).flatMap((r) => this.entryAndClaims(r.id, this.mine.get(String(r.id))!));
+      if (done.length) await this.queue.deleteMany({ _id: { $in: done } } as never);
+    } finally {
+      for (const k of keys) this.mine.delete(k);
+    }
+  }
+
+  /** Lets go of claimed items without settling them (e.g. the worker stops): they lapse. */
+  forget(ids: unknown[]): void {
+    for (const id of ids) this.mine.delete(String(id));
+  }
+}
