@@ -2,7 +2,7 @@ import type { Article } from '../db/models/article.ts';
 import type { Ticket } from '../db/models/ticket.ts';
 import { LOOP_HEADER } from '../mail/parse/automated.ts';
 import { formatTag } from '../mail/parse/subject.ts';
-import { enqueueMails, isQueued, type Enqueued, type OutboundDraft } from '../mail/send/outbox.ts';
+import { enqueueMails, isQueued, messageIdFor, type Enqueued, type OutboundDraft } from '../mail/send/outbox.ts';
 import type { DomainContext } from './context.ts';
 import { withinRateLimit } from './rate-limit.ts';
 import { replyAddressFor } from './engine/reply-tokens.ts';
@@ -112,15 +112,32 @@ export async function send(ctx: DomainContext, ticket: Ticket, article: Article 
  */
 export async function planAcknowledgement(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<OutboundDraft | null> {
   const to = ticket.requester.address;
-  const key = `${article._id}:ack:${to}`;
-  const draft = () => draftMail(ctx, ticket, article, { kind: 'ack', template: 'ack', to: [to], fromName: ctx.config.helpdesk.name, automatic: true, inReplyTo: article.messageId });
+  const key = ackKey(article._id, to);
+  const draft = () => ({
+    ...draftMail(ctx, ticket, article, { key, kind: 'ack', template: 'ack', to: [to], fromName: ctx.config.helpdesk.name, automatic: true, inReplyTo: article.messageId }),
+    messageId: messageIdFor(key, ctx.config.helpdesk.domain),
+  });
+  // Decided already when the ticket was opened with the acknowledgement as its thread tip.
+  if (ticket.requesterTip === messageIdFor(key, ctx.config.helpdesk.domain)) return draft();
   // A re-run must not spend the sender's rate-limit budget on an acknowledgement already queued.
   if (!opts.articleIsNew && (await isQueued(ctx.store, key))) return draft();
-  if (!(await withinRateLimit(ctx, `ack:${to}`, ctx.config.ackRateLimitPerHour, HOUR))) {
+  if (!(await mayAcknowledge(ctx, to))) {
     ctx.log.warn({ ticket: ticket.number, to }, 'acknowledgement rate limit reached, none sent');
     return null;
   }
   return draft();
+}
+
+const ackKey = (articleId: unknown, to: string) => `${String(articleId)}:ack:${to}`;
+
+/** Spends one acknowledgement of the sender's hourly budget; false when it is spent. */
+export function mayAcknowledge(ctx: DomainContext, to: string): Promise<boolean> {
+  return withinRateLimit(ctx, `ack:${to}`, ctx.config.ackRateLimitPerHour, HOUR);
+}
+
+/** The Message-ID the acknowledgement of article `articleId` to `to` will have. */
+export function ackMessageId(ctx: DomainContext, articleId: unknown, to: string): string {
+  return messageIdFor(ackKey(articleId, to), ctx.config.helpdesk.domain);
 }
 
 export async function acknowledge(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<void> {

@@ -23,6 +23,8 @@ export interface NewTicket {
   /** The closed ticket a late reply came to. */
   previousTicket?: number | null;
   rootMessageId?: string | null;
+  /** Default: rootMessageId. */
+  requesterTip?: string | null;
 }
 
 /**
@@ -73,7 +75,7 @@ function newTicketDoc(_id: Types.ObjectId, number: number, input: NewTicket, now
     referredTicket: input.referredTicket ?? null,
     previousTicket: input.previousTicket ?? null,
     rootMessageId: input.rootMessageId ?? null,
-    requesterTip: input.rootMessageId ?? null,
+    requesterTip: input.requesterTip ?? input.rootMessageId ?? null,
     assignee: null,
     unitsSeen: [input.su],
     version: 0,

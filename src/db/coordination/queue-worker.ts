@@ -12,6 +12,8 @@ export interface QueueWorkerOptions<T extends { _id: unknown }> {
   handle: (claimed: Claimed<T>) => Promise<Settlement>;
   now?: () => Date;
   onError: (err: unknown) => void;
+  /** What each lane runs (default: runOnce); lets the owner wrap a step, e.g. to count it. */
+  step?: () => Promise<boolean>;
 }
 
 /**
@@ -22,7 +24,7 @@ export class QueueWorker<T extends { _id: unknown }> {
   private readonly loop: PollLoop;
 
   constructor(private readonly opts: QueueWorkerOptions<T>) {
-    this.loop = new PollLoop({ name: opts.name, step: () => this.step(), concurrency: opts.concurrency, idleMs: 1000, onError: opts.onError });
+    this.loop = new PollLoop({ name: opts.name, step: opts.step ?? (() => this.runOnce()), concurrency: opts.concurrency, idleMs: 1000, onError: opts.onError });
   }
 
   start(): void {
@@ -38,7 +40,7 @@ export class QueueWorker<T extends { _id: unknown }> {
   }
 
   /** Claims, handles and settles one batch; false when nothing was due. */
-  async step(): Promise<boolean> {
+  async runOnce(): Promise<boolean> {
     const { queue } = this.opts;
     const claimed = await queue.claim(this.opts.batch, this.opts.now?.() ?? new Date());
     if (!claimed.length) return false;

@@ -1,8 +1,8 @@
 import type { Model } from 'mongoose';
 import { isDuplicateKeyError } from '../../errors/errors.ts';
 
-/** Per process: the count last seen for each key and window, where the next event starts trying. */
-const seen = new Map<string, number>();
+/** Per process and collection: the count last seen for each key and window, where the next event starts trying. */
+const seenBy = new WeakMap<Model<any>, Map<string, number>>();
 
 /**
  * Counts one event for `key` in the fixed window of `windowMs` holding `now`, if fewer than
@@ -15,7 +15,8 @@ export async function countInWindow(model: Model<any>, key: string, limit: numbe
   const start = t - (t % windowMs);
   const windowEnd = new Date(start + windowMs);
   const memo = `${key}|${start}`;
-  if (seen.size > 10_000) seen.clear();
+  let seen = seenBy.get(model);
+  if (!seen || seen.size > 10_000) seenBy.set(model, (seen = new Map()));
   for (let n = (seen.get(memo) ?? 0) + 1; n <= limit; n++) {
     try {
       await model.collection.insertOne({ _id: `${memo}|${n}`, n, windowEnd } as never);

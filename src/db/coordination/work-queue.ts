@@ -71,8 +71,10 @@ export class WorkQueue<T extends { _id: unknown }> {
   private readonly buffer: QueueEntry[] = [];
   /** Entries this process holds right now, and the attempt it holds them with. */
   private readonly mine = new Map<string, number>();
+  /** Entries this process claimed whose item was still being written: admitted at a later claim. */
+  private readonly early = new Map<string, { entry: QueueEntry; n: number }>();
   /** Entries another worker holds, with the latest claim seen and when it lapses. */
-  private readonly busy = new Map<string, { n: number; until: number }>();
+  private readonly busy = new Map<string, { n: number; until: number; since: number }>();
 
   constructor(private readonly opts: WorkQueueOptions<T>) {}
 
@@ -93,20 +95,38 @@ export class WorkQueue<T extends { _id: unknown }> {
     return [];
   }
 
-  private async claimFrom(candidates: QueueEntry[], t: number): Promise<Claimed<T>[]> {
+  private async claimFrom(fresh: QueueEntry[], t: number): Promise<Claimed<T>[]> {
+    // Entries already claimed by us (their item was being written): no new claim needed.
+    const early = [...this.early.values()];
+    this.early.clear();
+    const candidates = fresh.filter((e) => !early.some((x) => String(x.entry._id) === String(e._id)));
+    if (!candidates.length) return this.admit(early.map((x) => x.entry), new Map(early.map((x) => [String(x.entry._id), x.n])), t);
     const expiresAt = new Date(t + this.opts.leaseMs);
-    const want = candidates.map((e) => ({ entry: e._id, n: (this.busy.get(String(e._id))?.n ?? 0) + 1 }));
+    const sinceOf = new Map(candidates.map((e) => [String(e._id), new Date(e.since).getTime()]));
+    const want = candidates.map((e) => ({ entry: e._id, n: (this.busyWith(e)?.n ?? 0) + 1 }));
     const won = new Map<string, number>();
     let tries = want;
     for (let round = 0; round < 2 && tries.length; round++) {
       const docs = tries.map(({ entry, n }) => ({ _id: claimId(entry, n), entry, n, owner: this.opts.owner, expiresAt }));
       const inserted = new Set((await insertManyOnce(this.opts.queue, docs)).map(String));
-      for (const d of docs) if (inserted.has(d._id)) won.set(String(d.entry), d.n);
+      for (const d of docs) {
+        if (!inserted.has(d._id)) continue;
+        won.set(String(d.entry), d.n);
+        // Ours from now: the other lanes of this process leave it alone.
+        this.mine.set(String(d.entry), d.n);
+      }
       const lost = tries.filter(({ entry, n }) => !inserted.has(claimId(entry, n)));
-      tries = lost.length ? await this.lapsed(lost.map((l) => l.entry), t) : [];
+      tries = lost.length ? await this.lapsed(lost.map((l) => l.entry), sinceOf, t) : [];
     }
+    for (const x of early) won.set(String(x.entry._id), x.n);
     if (!won.size) return [];
-    return this.admit(candidates.filter((e) => won.has(String(e._id))), won, t);
+    return this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t);
+  }
+
+  /** What we know of another worker's claim on this entry (not on an earlier entry of the same item). */
+  private busyWith(e: QueueEntry): { n: number } | undefined {
+    const busy = this.busy.get(String(e._id));
+    return busy && busy.since === new Date(e.since).getTime() ? busy : undefined;
   }
 
   /** Due entries to try: from the buffer, refilled by one scan when empty. */
@@ -123,14 +143,14 @@ export class WorkQueue<T extends { _id: unknown }> {
       const e = this.buffer.shift()!;
       const key = String(e._id);
       const busy = this.busy.get(key);
-      if (this.mine.has(key) || (busy && busy.until > t)) continue;
+      if (this.mine.has(key) || (busy && busy.until > t && busy.since === new Date(e.since).getTime())) continue;
       out.push(e);
     }
     return out;
   }
 
   /** Of entries whose claim we could not insert: those whose latest claim has lapsed, with the next attempt. */
-  private async lapsed(entries: unknown[], t: number): Promise<{ entry: unknown; n: number }[]> {
+  private async lapsed(entries: unknown[], sinceOf: Map<string, number>, t: number): Promise<{ entry: unknown; n: number }[]> {
     const claims = (await this.queue.find({ entry: { $in: entries } } as never).toArray()) as unknown as ClaimDoc[];
     const latest = new Map<string, ClaimDoc>();
     for (const c of claims) {
@@ -142,7 +162,7 @@ export class WorkQueue<T extends { _id: unknown }> {
       const c = latest.get(String(entry));
       if (!c) continue; // settled meanwhile
       if (new Date(c.expiresAt).getTime() <= t) out.push({ entry, n: c.n + 1 });
-      else this.busy.set(String(entry), { n: c.n, until: new Date(c.expiresAt).getTime() });
+      else this.busy.set(String(entry), { n: c.n, until: new Date(c.expiresAt).getTime(), since: sinceOf.get(String(entry)) ?? 0 });
     }
     return out;
   }
@@ -167,6 +187,7 @@ export class WorkQueue<T extends { _id: unknown }> {
       if (!entry || new Date(entry.due).getTime() > t) {
         // Settled or deferred by another worker since our scan.
         giveBack.push(claimId(e._id, n));
+        this.mine.delete(key);
       } else if (doc && this.opts.isClaimable(doc)) {
         this.mine.set(key, n);
         this.busy.delete(key);
@@ -174,9 +195,11 @@ export class WorkQueue<T extends { _id: unknown }> {
       } else if (doc || t - new Date(entry.since).getTime() > ORPHAN_ENTRY_MS) {
         // Finished already (a crash between settling the item and its entry), or an orphan.
         drop.push(...this.entryAndClaims(e._id, n));
+        this.mine.delete(key);
       } else {
-        // The item is being written right now (its entry is written first): look again shortly.
-        giveBack.push(claimId(e._id, n));
+        // The item is being written right now (its entry is written first): keep the claim and
+        // look again at the next claim.
+        this.early.set(key, { entry: e, n });
       }
     }
     if (drop.length || giveBack.length) await this.queue.deleteMany({ _id: { $in: [...drop, ...giveBack] } } as never);
@@ -216,7 +239,10 @@ export class WorkQueue<T extends { _id: unknown }> {
       const done = ours.filter((r) => !r.retryAt).flatMap((r) => this.entryAndClaims(r.id, this.mine.get(String(r.id))!));
       if (done.length) await this.queue.deleteMany({ _id: { $in: done } } as never);
     } finally {
-      for (const k of keys) this.mine.delete(k);
+      for (const k of keys) {
+        this.mine.delete(k);
+        this.busy.delete(k);
+      }
     }
   }
 

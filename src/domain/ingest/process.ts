@@ -7,7 +7,8 @@ import { cleanSubject } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { userForAddress } from '../identity/bindings.ts';
 import { holdMail } from '../identity/hold.ts';
-import { notifyUnit, planAcknowledgement, planUnitNotifications, sendMails } from '../notify.ts';
+import { ackMessageId, mayAcknowledge, notifyUnit, planAcknowledgement, planUnitNotifications, sendMails } from '../notify.ts';
+import { idFor } from '../../db/coordination/index.ts';
 import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findArticleByKey, findTicketByNumber, registerMessageIds } from '../tickets.ts';
@@ -95,6 +96,9 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       if (plan) text = plan.text;
     } else {
       const referred = match && !tooLate ? match.ticket.number : null;
+      // Whether the requester gets an acknowledgement is decided now, so that the ticket is
+      // written once, with the acknowledgement as the requester's thread tip.
+      const acked = !automated && !!sender?.address && (await mayAcknowledge(ctx, sender.address));
       ({ ticket, created: ticketIsNew } = await createTicket(ctx, {
         originKey: key,
         subject: cleanSubject(mail.subject, config.ticketPrefix),
@@ -105,6 +109,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
         referredTicket: referred,
         previousTicket: tooLate ? match!.ticket.number : null,
         rootMessageId: mail.messageId,
+        requesterTip: acked ? ackMessageId(ctx, idFor('article', key), sender!.address) : mail.messageId,
       }));
       role = 'requester';
       newTicket = true;

@@ -31,6 +31,7 @@ export class IngestWorker {
       concurrency: ctx.config.ingest.concurrency,
       now: () => ctx.now(),
       handle: (claimed) => this.process(claimed),
+      step: () => this.step(),
       onError: (err) => ctx.log.error({ err: errorMessage(err) }, 'ingest worker error'),
     });
   }
@@ -49,7 +50,7 @@ export class IngestWorker {
 
   /** Claims and processes due items; false when nothing is due. */
   step(): Promise<boolean> {
-    return this.worker.step();
+    return this.worker.runOnce();
   }
 
   private async process({ doc: item, attempt }: Claimed<InboxItem>): Promise<Settlement> {

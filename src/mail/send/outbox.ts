@@ -2,7 +2,9 @@ import type { Types } from 'mongoose';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
 import { enqueueWork, idFor, insertManyOnce } from '../../db/coordination/index.ts';
-import { newMessageId } from './message-id.ts';
+import { messageIdFor, newMessageId } from './message-id.ts';
+
+export { messageIdFor };
 
 export interface OutboundDraft {
   /** Idempotency key: the same key enqueues one mail, however often it is called. */
@@ -22,6 +24,8 @@ export interface OutboundDraft {
   headers?: { key: string; value: string }[];
   text: string;
   html?: string | null;
+  /** Default: a new one. Given when it had to be known before the mail was queued (messageIdFor). */
+  messageId?: string;
 }
 
 export interface Enqueued {
@@ -68,7 +72,7 @@ export async function enqueueMails(store: Store, domain: string, drafts: Outboun
     cc: draft.cc ?? [],
     references: draft.references ?? [],
     headers: draft.headers ?? [],
-    messageId: newMessageId(domain),
+    messageId: draft.messageId ?? newMessageId(domain),
     date: now,
     dueAt: now,
     createdAt: now,

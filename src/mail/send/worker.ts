@@ -75,6 +75,7 @@ export class OutboxWorker {
       batch: BATCH,
       concurrency: 2,
       handle: (claimed) => this.deliver(claimed),
+      step: () => this.step(),
       onError: (err) => opts.log.error({ err: errorMessage(err) }, 'outbox worker error'),
     });
   }
@@ -94,7 +95,7 @@ export class OutboxWorker {
 
   /** Claims and handles due mail; false when none is due. */
   step(): Promise<boolean> {
-    return this.worker.step();
+    return this.worker.runOnce();
   }
 
   private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {

@@ -1,0 +1,51 @@
+/**
+ * One process racing others on the coordination primitives (test/coordination.test.ts).
+ * Usage: coordination-child.ts <uri> <dbName> <op> [arg]. It connects, prints "ready", waits
+ * for "go" on stdin (so that all processes start together), runs the op and prints one JSON
+ * line with its result. Op "claim-and-die" exits without settling, as a killed worker would.
+ */
+import { createInterface } from 'node:readline';
+import { Schema } from 'mongoose';
+import { countInWindow, insertNumbered, insertOnce, Lease, WorkQueue } from '../../src/db/coordination/index.ts';
+import type { InboxItem } from '../../src/db/models/inbox.ts';
+import { openStore } from '../../src/db/store.ts';
+
+const [uri, dbName, op, arg] = process.argv.slice(2) as [string, string, string, string | undefined];
+const store = await openStore(uri, { dbName });
+const Seq = store.conn.model('CoordSeq', new Schema({ _id: String, n: { type: Number, required: true } }, { collection: 'coordseq' }).index({ n: 1 }, { unique: true }));
+await Seq.createCollection().catch(() => undefined);
+await Seq.syncIndexes();
+process.stdout.write('ready\n');
+await new Promise<void>((resolve) => createInterface({ input: process.stdin }).once('line', () => resolve()));
+
+const me = `p${process.pid}`;
+const queue = (leaseMs: number) => new WorkQueue<InboxItem>({ items: store.models.Inbox, queue: store.models.InboxQueue, leaseMs, owner: me, isClaimable: (d) => d.state === 'pending' });
+let result: unknown;
+if (op === 'claim') {
+  // Claims, and settles as done, until nothing is left.
+  const q = queue(60_000);
+  const ids: string[] = [];
+  for (let claims = await q.claim(3, new Date()); claims.length; claims = await q.claim(3, new Date())) {
+    ids.push(...claims.map((c) => String(c.doc._id)));
+    await q.settle(claims.map((c) => ({ id: c.doc._id, update: { $set: { state: 'done', note: me, attempts: c.attempt } }, retryAt: null })));
+  }
+  result = ids;
+} else if (op === 'claim-and-die') {
+  const claims = await queue(Number(arg)).claim(100, new Date());
+  process.stdout.write(`${JSON.stringify(claims.map((c) => String(c.doc._id)))}\n`);
+  process.exit(0);
+} else if (op === 'number') {
+  const out: number[] = [];
+  for (let i = 0; i < Number(arg); i++) out.push((await insertNumbered<{ n: number }>({ model: Seq, field: 'n', first: 1, build: (n) => ({ _id: `${me}-${i}`, n }) })).doc.n);
+  result = out;
+} else if (op === 'once') {
+  result = (await insertOnce(store.models.Secret, { _id: 'coord-once', value: me })).created;
+} else if (op === 'lease') {
+  result = !!(await new Lease(store, 60_000).tryHold('coord-lease', me, new Date()));
+} else if (op === 'window') {
+  let counted = 0;
+  for (let i = 0; i < 10; i++) if (await countInWindow(store.models.RateWindow, 'coord-window', 7, 3_600_000, new Date())) counted++;
+  result = counted;
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
+await store.close();
