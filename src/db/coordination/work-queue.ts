@@ -88,7 +88,7 @@ export class WorkQueue<T extends { _id: unknown }> {
     for (let scans = 0; scans < 2; ) {
       if (!this.buffer.length) scans++;
       const candidates = await this.candidates(max, now.getTime());
-      if (!candidates.length) return [];
+      if (!candidates.length && !this.early.size) return [];
       const claimed = await this.claimFrom(candidates, now.getTime());
       if (claimed.length) return claimed;
     }
@@ -120,7 +120,13 @@ export class WorkQueue<T extends { _id: unknown }> {
     }
     for (const x of early) won.set(String(x.entry._id), x.n);
     if (!won.size) return [];
-    return this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t);
+    try {
+      return await this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t);
+    } catch (err) {
+      // Not handed out: let the claims lapse, and let other lanes see the entries again then.
+      for (const key of won.keys()) this.mine.delete(key);
+      throw err;
+    }
   }
 
   /** What we know of another worker's claim on this entry (not on an earlier entry of the same item). */

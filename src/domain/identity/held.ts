@@ -5,7 +5,7 @@ import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
 import { isQueued } from '../../mail/send/outbox.ts';
 import type { DomainContext } from '../context.ts';
-import { ingestMessage } from '../ingest/process.ts';
+import { requeueInboxItems } from '../ingest/queue.ts';
 import { withinRateLimit } from '../rate-limit.ts';
 import { bindAddress, userForAddress } from './bindings.ts';
 import { HELD_ANSWER_WINDOW_MS } from './hold.ts';
@@ -18,7 +18,8 @@ const ADDRESS_LOCK_MS = 60_000;
 /** How long a release waits for a running expiry (or another release) of the same address. */
 const RELEASE_WAIT_MS = 10_000;
 
-export type ReleaseResult = { ok: true; address: string; tickets: number[] } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'taken' };
+/** `released`: how many held mails are now on their way to become tickets. */
+export type ReleaseResult = { ok: true; address: string; released: number } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'taken' };
 
 /**
  * The sign-in link of a held sender, used by `sub` (who has just signed in): binds the address
@@ -43,18 +44,20 @@ export async function releaseHeldMail(ctx: DomainContext, sub: string, token: st
   const spent = await spendToken(ctx, doc, sub);
   if (spent !== 'spent') return { ok: false, reason: spent };
   if ((await bindAddress(ctx, sub, doc.address, 'sign-in-link')) === 'taken') return { ok: false, reason: 'taken' };
-  const tickets = await releaseHeldMailOf(ctx, sub, doc.address);
-  return { ok: true, address: doc.address, tickets };
+  const released = await releaseHeldMailOf(ctx, sub, doc.address);
+  return { ok: true, address: doc.address, released };
 }
 
 /**
  * Turns the mail held from `address` into tickets once the address is bound to `sub`, by any
- * route (verified e-mail claim, confirmation link, sign-in link). Returns the numbers of the
- * tickets opened or followed, in arrival order; nothing when the address is not `sub`'s.
+ * route (verified e-mail claim, confirmation link, sign-in link): the oldest held mail goes
+ * back to the ingest queue, and the ingest of each released mail queues the next, so they
+ * become tickets in the order they arrived. Returns how many mails are on their way (0 when
+ * the address is not `sub`'s).
  */
-export async function releaseHeldMailOf(ctx: DomainContext, sub: string, address: string): Promise<number[]> {
-  if (!(await ctx.store.models.HeldSender.findById(address, { _id: 1 }).lean())) return [];
-  if ((await userForAddress(ctx, address)) !== sub) return [];
+export async function releaseHeldMailOf(ctx: DomainContext, sub: string, address: string): Promise<number> {
+  if (!(await ctx.store.models.HeldSender.findById(address, { _id: 1 }).lean())) return 0;
+  if ((await userForAddress(ctx, address)) !== sub) return 0;
   const leases = new Lease(ctx.store, ADDRESS_LOCK_MS);
   const owner = `release-${randomUUID()}`;
   const held = await leases.hold(`held:${address}`, owner, () => ctx.now(), RELEASE_WAIT_MS);
@@ -62,49 +65,36 @@ export async function releaseHeldMailOf(ctx: DomainContext, sub: string, address
   // safe, since ingest is idempotent; the lease only keeps an expiry from overtaking us.
   if (!held) ctx.log.warn({ address }, 'releasing held mail without the address lease');
   try {
-    return await releaseLocked(ctx, sub, address, owner);
+    return await releaseLocked(ctx, sub, address);
   } finally {
     if (held) await leases.release(held);
   }
 }
 
-/** Runs the normal ingest on each held mail, oldest first; mail held meanwhile is taken too. */
-async function releaseLocked(ctx: DomainContext, sub: string, address: string, owner: string): Promise<number[]> {
-  const { Inbox, HeldSender } = ctx.store.models;
-  const tickets: number[] = [];
-  const tried = new Set<string>();
-  let settled = 0;
-  for (let round = 0; round < 5; round++) {
-    const open = await openHeldMail(ctx, address);
-    settled = open.settledThrough;
-    const todo = open.entries.filter(({ item }) => !tried.has(String(item._id)));
-    if (!todo.length) break;
-    for (const { item } of todo) {
-      tried.add(String(item._id));
-      const log = ctx.log.child({ inboxId: String(item._id), address });
-      try {
-        // Ours now: an ingest worker still finishing this very item will not settle it over us.
-        await Inbox.updateOne({ _id: item._id }, { $set: { lockedBy: owner } });
-        const outcome = await ingestMessage(ctx, item);
-        if (outcome.kind === 'ticket') {
-          const note = `held, released when ${address} was bound`;
-          await Inbox.updateOne({ _id: item._id }, { $set: { state: 'done', ticketNumber: outcome.ticketNumber, articleId: outcome.articleId, note, lockedBy: null, lastError: null } });
-          if (!tickets.includes(outcome.ticketNumber)) tickets.push(outcome.ticketNumber);
-          log.info({ ticket: outcome.ticketNumber, created: outcome.created }, 'held mail released');
-        } else {
-          // Ignored (our own mail), or held again because the address was unbound meanwhile.
-          const state = outcome.kind === 'held' ? 'held' : 'ignored';
-          await Inbox.updateOne({ _id: item._id }, { $set: { state, note: outcome.note, lockedBy: null } });
-        }
-      } catch (err) {
-        // It stays held; the periodic expireHeldMail releases it for the bound address later.
-        await Inbox.updateOne({ _id: item._id }, { $set: { lastError: errorMessage(err), lockedBy: null } });
-        log.error({ err: errorMessage(err) }, 'held mail could not be released');
-      }
-    }
-  }
-  await HeldSender.updateOne({ _id: address }, { $set: { releasedAt: ctx.now(), releasedTo: sub }, $max: { settled } });
-  return tickets;
+/** Queues the oldest open held mail of the address for ingest (if it is not under way already). */
+async function releaseLocked(ctx: DomainContext, sub: string, address: string): Promise<number> {
+  const open = await openHeldMail(ctx, address);
+  await queueForIngest(ctx, address, open.entries[0]);
+  await ctx.store.models.HeldSender.updateOne({ _id: address }, { $set: { releasedAt: ctx.now(), releasedTo: sub }, $max: { settled: open.settledThrough } });
+  ctx.log.info({ address, mails: open.entries.length }, 'held mail released');
+  return open.entries.length;
+}
+
+async function queueForIngest(ctx: DomainContext, address: string, entry: OpenEntry | undefined): Promise<void> {
+  if (!entry || entry.item.state !== 'held') return;
+  const note = `held, released when ${address} was bound`;
+  await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lockedBy: null, lastError: null } });
+  await requeueInboxItems(ctx, [entry.item._id]);
+}
+
+/**
+ * Called by ingest when a released held mail (`done`) has been handled: queues the next held
+ * mail of its address, while the address is bound.
+ */
+export async function releaseNextHeldMail(ctx: DomainContext, address: string, done: unknown): Promise<void> {
+  if (!(await userForAddress(ctx, address))) return;
+  const open = await openHeldMail(ctx, address);
+  await queueForIngest(ctx, address, open.entries.find((e) => String(e.item._id) !== String(done)));
 }
 
 interface OpenEntry {
@@ -161,7 +151,7 @@ export async function expireHeldMail(ctx: DomainContext): Promise<number> {
     if (!held) continue;
     try {
       const sub = await userForAddress(ctx, address);
-      if (sub) await releaseLocked(ctx, sub, address, owner);
+      if (sub) await releaseLocked(ctx, sub, address);
       else expired += await expireLocked(ctx, address);
     } catch (err) {
       ctx.log.error({ address, err: errorMessage(err) }, 'held mail of this sender could not be expired');

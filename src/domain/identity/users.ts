@@ -74,8 +74,8 @@ export async function signIn(ctx: DomainContext, claims: IdentityClaims): Promis
     if (result === 'taken') notBound.push({ address: email, reason: 'taken' });
     else {
       if (result === 'bound') bound.push(email);
-      const tickets = await releaseHeldMailOf(ctx, sub, email);
-      if (tickets.length) ctx.log.info({ sub, address: email, tickets }, 'held mail released at sign-in');
+      const released = await releaseHeldMailOf(ctx, sub, email);
+      if (released) ctx.log.info({ sub, address: email, mails: released }, 'held mail released at sign-in');
     }
   } else if (email && (await userForAddress(ctx, email)) !== sub) {
     notBound.push({ address: email, reason: 'unverified' });

@@ -1,9 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { type Claimed, enqueueWork, QueueWorker, type Settlement, WorkQueue } from '../../db/coordination/index.ts';
+import { type Claimed, QueueWorker, type Settlement, WorkQueue } from '../../db/coordination/index.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
+import { releaseNextHeldMail } from '../identity/held.ts';
 import { ingestMessage } from './process.ts';
+import { requeueInboxItems } from './queue.ts';
+
+export { requeueInboxItems };
+
+/** Items one lane claims and settles together. */
+const BATCH = 3;
 
 /**
  * Drains the durable inbox. Each item is claimed with a lease (db/coordination), so several
@@ -14,6 +21,8 @@ import { ingestMessage } from './process.ts';
 export class IngestWorker {
   private readonly id = `ingest-${randomUUID()}`;
   private readonly worker: QueueWorker<InboxItem>;
+  /** Items handled by this worker since it started (whatever their outcome). */
+  handled = 0;
 
   constructor(private readonly ctx: DomainContext) {
     const queue = new WorkQueue<InboxItem>({
@@ -26,9 +35,10 @@ export class IngestWorker {
     this.worker = new QueueWorker({
       name: 'ingest',
       queue,
-      // One item per lane: a mail's acknowledgement should not wait for other mails.
-      batch: 1,
-      concurrency: ctx.config.ingest.concurrency,
+      // A lane takes what is due, up to a few items, and handles them side by side: a single
+      // mail goes alone, a backlog is claimed and settled a few at a time (fewer writes).
+      batch: BATCH,
+      concurrency: Math.max(1, Math.ceil(ctx.config.ingest.concurrency / BATCH) + 1),
       now: () => ctx.now(),
       handle: (claimed) => this.process(claimed),
       step: () => this.step(),
@@ -53,11 +63,21 @@ export class IngestWorker {
     return this.worker.runOnce();
   }
 
-  private async process({ doc: item, attempt }: Claimed<InboxItem>): Promise<Settlement> {
+  private async process(claimed: Claimed<InboxItem>): Promise<Settlement> {
+    try {
+      return await this.ingest(claimed);
+    } finally {
+      this.handled++;
+    }
+  }
+
+  private async ingest({ doc: item, attempt }: Claimed<InboxItem>): Promise<Settlement> {
     const done = (set: Record<string, unknown>): Settlement => ({ id: item._id, update: { $set: { ...set, attempts: attempt, lockedBy: null } }, retryAt: null });
     const log = this.ctx.log.child({ inboxId: String(item._id) });
     try {
       const outcome = await ingestMessage(this.ctx, item);
+      // Released held mail becomes tickets one mail after the other, in arrival order.
+      if (item.heldAddress && outcome.kind !== 'held') await releaseNextHeldMail(this.ctx, item.heldAddress, item._id);
       if (outcome.kind === 'ignored') {
         log.info({ note: outcome.note }, 'message ignored');
         return done({ state: 'ignored', note: outcome.note, lastError: null });
@@ -93,10 +113,3 @@ export async function retryInboxItem(ctx: DomainContext, id: string): Promise<In
   return item;
 }
 
-/**
- * Puts inbox items back in the ingest queue, due now (e.g. held mail once its sender is
- * known). Their entries are written after the items are pending again.
- */
-export async function requeueInboxItems(ctx: DomainContext, ids: unknown[]): Promise<void> {
-  await enqueueWork(ctx.store.models.InboxQueue, ids, ctx.now());
-}
