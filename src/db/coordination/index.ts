@@ -33,7 +33,7 @@ export { idFor } from './ids.ts';
 export { insertManyOnce, insertOnce, tryInsert, upsertById } from './insert-once.ts';
 export { Lease, type Held } from './lease.ts';
 export { insertNumbered } from './numbers.ts';
-export { appendSlot } from './slots.ts';
+export { appendSlot, readSlots } from './slots.ts';
 export { countInWindow, sweepWindows } from './window.ts';
 export { enqueueWork, WorkQueue, type Claimed, type Settlement } from './work-queue.ts';
 export { QueueWorker, type QueueWorkerOptions } from './queue-worker.ts';

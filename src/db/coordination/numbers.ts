@@ -1,8 +1,12 @@
 import type { Model } from 'mongoose';
 import { isDuplicateKeyError } from '../../errors/errors.ts';
 
-/** Where each model's sequence is expected to continue (per process; a collision moves it on). */
-const nextGuess = new WeakMap<Model<any>, number>();
+/**
+ * Per process and model: the next number to hand out, and numbers handed out but not used (a
+ * caller whose document existed already), handed out again first. Concurrent callers in one
+ * process so never try the same number.
+ */
+const sequences = new WeakMap<Model<any>, { next: number; free: number[] }>();
 
 async function highest(model: Model<any>, field: string, first: number): Promise<number> {
   const last = await model.findOne({}, { [field]: 1 }).sort({ [field]: -1 }).lean<Record<string, number>>();
@@ -29,21 +33,42 @@ export interface NumberedInsert {
  */
 export async function insertNumbered<T>(spec: NumberedInsert): Promise<{ doc: T; created: boolean }> {
   const { model, field } = spec;
-  let n = nextGuess.get(model) ?? (await highest(model, field, spec.first)) + 1;
+  let seq = sequences.get(model);
+  if (!seq) {
+    const next = (await highest(model, field, spec.first)) + 1;
+    seq = sequences.get(model) ?? { next, free: [] };
+    sequences.set(model, seq);
+  }
+  const state = seq;
+  const take = () => (state.free.length ? state.free.shift()! : state.next++);
+  let n = take();
   for (let attempt = 1; attempt <= 200; attempt++) {
     const doc = spec.build(n);
+    let inserted = false;
     try {
       await model.collection.insertOne(doc as never);
-      nextGuess.set(model, n + 1);
-      return { doc: doc as T, created: true };
+      inserted = true;
     } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      const stored = await model.findById(doc._id).lean<T>();
-      if (stored) return { doc: stored, created: false };
-      // The number was taken by another document: try the next one, and after a run of
-      // collisions (another process is ahead) ask where the sequence is.
-      n = attempt % 10 === 0 ? (await highest(model, field, spec.first)) + 1 : n + 1;
+      if (!isDuplicateKeyError(err)) {
+        giveBack(state, n);
+        throw err;
+      }
     }
+    if (inserted) return { doc: doc as T, created: true };
+    const stored = await model.findById(doc._id).lean<T>();
+    if (stored) {
+      giveBack(state, n);
+      return { doc: stored, created: false };
+    }
+    // The number was taken by another process: take the next one, and after a run of
+    // collisions (another process is ahead) ask where the sequence is.
+    if (attempt % 10 === 0) state.next = Math.max(state.next, (await highest(model, field, spec.first)) + 1);
+    n = take();
   }
   throw new Error(`insertNumbered: no free number in ${model.collection.name} after 200 attempts`);
+}
+
+function giveBack(state: { free: number[] }, n: number): void {
+  state.free.push(n);
+  state.free.sort((a, b) => a - b);
 }

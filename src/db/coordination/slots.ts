@@ -16,3 +16,16 @@ export async function appendSlot(model: Model<any>, list: string, after: number,
     }
   }
 }
+
+/**
+ * The entries of an appended list from position `after + 1` on, in order, up to the first free
+ * position (appendSlot never leaves a hole before a taken position).
+ */
+export async function readSlots<T extends { n: number }>(model: Model<any>, list: string, after: number): Promise<T[]> {
+  const out: T[] = [];
+  for (let n = after + 1; ; n++) {
+    const doc = await model.findById(`${list}#${n}`).lean<T>();
+    if (!doc) return out;
+    out.push(doc);
+  }
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Lease } from '../../db/coordination/index.ts';
+import { Lease, readSlots } from '../../db/coordination/index.ts';
 import type { HeldMail, HeldSender } from '../../db/models/held.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
@@ -98,30 +98,31 @@ export async function releaseNextHeldMail(ctx: DomainContext, address: string, d
 }
 
 interface OpenEntry {
-  slot: HeldMail;
+  record: HeldMail;
   item: InboxItem;
 }
 
 /**
- * The mail of `address` still waiting (held, or pending under a worker that is holding it right
- * now), each inbox item once, in arrival order; and the highest slot up to which everything is
- * settled. Slots are read by _id one after the other from the last settled one: every look-up is
- * by _id, and a mail held while we read is either seen here or sees the binding (hold.ts).
+ * The mail of `address` still waiting (held, or pending under a worker that has it right now),
+ * each inbox item once, in arrival order; and the position up to which everything is settled.
+ * The held list is read from the last settled position on; a mail held while we read is either
+ * seen here or sees the binding (hold.ts).
  */
 async function openHeldMail(ctx: DomainContext, address: string): Promise<{ entries: OpenEntry[]; settledThrough: number }> {
   const { HeldSender, HeldMail, Inbox } = ctx.store.models;
   const sender = await HeldSender.findById(address, { settled: 1 }).lean<Pick<HeldSender, 'settled'>>();
   let settledThrough = sender?.settled ?? 0;
+  const records = await readSlots<HeldMail>(HeldMail, address, settledThrough);
+  const items = await Inbox.find({ _id: { $in: records.map((r) => r.inboxId) } }).lean<InboxItem[]>();
+  const itemOf = new Map(items.map((i) => [String(i._id), i]));
   let prefixSettled = true;
   const entries = new Map<string, OpenEntry>();
-  for (let n = settledThrough + 1; ; n++) {
-    const slot = await HeldMail.findById(`${address}#${n}`).lean<HeldMail>();
-    if (!slot) break;
-    const item = await Inbox.findById(slot.inboxId).lean<InboxItem>();
+  for (const record of records) {
+    const item = itemOf.get(String(record.inboxId));
     const open = !!item && (item.state === 'held' || item.state === 'pending');
-    if (!open && prefixSettled) settledThrough = n;
+    if (!open && prefixSettled) settledThrough = record.n;
     else prefixSettled = false;
-    if (open && !entries.has(String(item._id))) entries.set(String(item._id), { slot, item });
+    if (open && !entries.has(String(item._id))) entries.set(String(item._id), { record, item });
   }
   const byArrival = (a: OpenEntry, b: OpenEntry) => new Date(a.item.receivedAt).getTime() - new Date(b.item.receivedAt).getTime() || String(a.item._id).localeCompare(String(b.item._id));
   return { entries: [...entries.values()].sort(byArrival), settledThrough };
@@ -179,7 +180,7 @@ async function expireLocked(ctx: DomainContext, address: string): Promise<number
   const note = `held for ${holdDays} days, nobody signed in: not ticketed`;
   for (const { item } of old) await Inbox.updateOne({ _id: item._id }, { $set: { state: 'expired', note } });
   const allSettled = open.entries.every((e) => old.includes(e));
-  const highest = Math.max(open.settledThrough, ...open.entries.map((e) => e.slot.n));
+  const highest = Math.max(open.settledThrough, ...open.entries.map((e) => e.record.n));
   await HeldSender.updateOne(
     { _id: address },
     { $set: { expiredAt: now, ...(told ? { lastNoticeAt: now } : {}) }, $max: { settled: allSettled ? highest : open.settledThrough } },
@@ -190,11 +191,11 @@ async function expireLocked(ctx: DomainContext, address: string): Promise<number
 
 /** The last notice to a sender whose held mail expired; none for automated mail (loop rules). */
 async function noticeExpiry(ctx: DomainContext, address: string, old: OpenEntry[]): Promise<boolean> {
-  const fromPeople = old.filter(({ slot }) => !slot.automated);
+  const fromPeople = old.filter(({ record }) => !record.automated);
   if (!fromPeople.length || ctx.own.has(address)) return false;
   const key = `held-expired:${address}:${old[0]!.item._id}`;
   if (!(await isQueued(ctx.store, key)) && !(await withinRateLimit(ctx, `held-expired:${address}`, 1, HELD_ANSWER_WINDOW_MS))) return false;
-  const subjects = fromPeople.map(({ slot }) => slot.subject || '(no subject)');
+  const subjects = fromPeople.map(({ record }) => record.subject || '(no subject)');
   await sendNotice(ctx, {
     key,
     kind: 'held-expired',
@@ -202,7 +203,7 @@ async function noticeExpiry(ctx: DomainContext, address: string, old: OpenEntry[
     to: address,
     subject: `Not turned into a ticket: ${subjects[0]}`,
     autoSubmitted: 'auto-generated',
-    inReplyTo: fromPeople[0]!.slot.messageId,
+    inReplyTo: fromPeople[0]!.record.messageId,
     view: { subjects, holdDays: ctx.config.holdDays },
   });
   return true;

@@ -10,7 +10,7 @@ import { requeueInboxItems } from './queue.ts';
 export { requeueInboxItems };
 
 /** Items one lane claims and settles together. */
-const BATCH = 3;
+const BATCH = 2;
 
 /**
  * Drains the durable inbox. Each item is claimed with a lease (db/coordination), so several
@@ -38,7 +38,8 @@ export class IngestWorker {
       // A lane takes what is due, up to a few items, and handles them side by side: a single
       // mail goes alone, a backlog is claimed and settled a few at a time (fewer writes).
       batch: BATCH,
-      concurrency: Math.max(1, Math.ceil(ctx.config.ingest.concurrency / BATCH) + 1),
+      // INGEST_CONCURRENCY items at most are handled at once.
+      concurrency: Math.max(1, Math.ceil(ctx.config.ingest.concurrency / BATCH)),
       now: () => ctx.now(),
       handle: (claimed) => this.process(claimed),
       step: () => this.step(),
