@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Model } from 'mongoose';
 import { isDuplicateKeyError } from '../errors/errors.ts';
 
-/** 1 MiB chunks keep documents small on every engine (FerretDB stores documents as JSON text). */
+/** 1 MiB chunks keep documents small on every engine (some store documents as JSON text). */
 export const BLOB_CHUNK_SIZE = 1024 * 1024;
 
 export function sha256(data: Buffer): string {
@@ -39,8 +39,8 @@ export class BlobStore {
   }
 
   async get(sha: string): Promise<Buffer | null> {
-    // Chunk by chunk, by _id: FerretDB 1.24 (SQLite) answers only a filter of exactly
-    // {_id: value} from an index; `find({ sha })` decoded every stored chunk of every blob.
+    // Chunk by chunk, by _id: a filter on `sha` would scan every stored chunk of every blob on
+    // an engine without secondary indexes (see db/coordination).
     const parts: Buffer[] = [];
     for (let n = 0; ; n++) {
       const doc = await this.chunks.collection.findOne({ _id: `${sha}/${n}` } as never);

@@ -1,4 +1,5 @@
 import type { Config } from '../../config/load.ts';
+import { countQueued } from '../../db/coordination/index.ts';
 import type { ImapCheckpoint, IntakeStatus } from '../../db/models/intake.ts';
 import { openCliSession } from '../db-access.ts';
 import { UsageError } from '../usage.ts';
@@ -69,7 +70,7 @@ export async function statusCommand(args: string[], config: Config): Promise<num
     // Mailboxes that reported but are no longer configured here.
     for (const s of recorded.filter((r) => r.kind === 'imap' && !config.mailboxes.some((m) => `imap:${m.name}` === r._id))) lines.push(line(`${s._id} (not in this configuration)`, s, s.backlog));
     lines.push(line('pipe', byId.get('pipe'), await pendingOf('pipe')));
-    const ingestBacklog = await session.store.models.InboxQueue.countDocuments({});
+    const ingestBacklog = await countQueued(session.store.models.InboxQueue);
 
     if (json) {
       process.stdout.write(`${JSON.stringify({ intakes: lines, ingestBacklog }, null, 2)}\n`);

@@ -257,3 +257,8 @@ export class WorkQueue<T extends { _id: unknown }> {
     for (const id of ids) this.mine.delete(String(id));
   }
 }
+
+/** How many items a queue holds (its claims not counted). */
+export function countQueued(queue: Model<any>): Promise<number> {
+  return queue.countDocuments({ due: { $exists: true } });
+}

@@ -2,9 +2,8 @@ import { Schema, type Connection, type Types } from 'mongoose';
 
 /**
  * The audit log, which is also the write-ahead log of ticket transitions. An applied
- * transition is the event "<ticketId>@<version>": inserting it is what wins the transition (a
- * unique insert is atomic on MongoDB and FerretDB alike, a conditional update is not atomic on
- * FerretDB 1.24), and its `set` is then applied to the ticket. A refused attempt is kept too,
+ * transition is the event "<ticketId>@<version>": inserting it is what wins the transition (an
+ * insert-once, see db/coordination), and its `set` is then applied to the ticket. A refused attempt is kept too,
  * under "<ticketId>!<hash of its operation>", so that a lost race shows in the log.
  */
 export const ticketEventSchema = new Schema(

@@ -3,11 +3,9 @@ import { Schema, type Connection, type Types } from 'mongoose';
 /**
  * A sender whose mail is held (UNBOUND_SENDERS=hold): _id is the lower-cased address.
  *
- * The list of its held mails is not an array here: $push is not atomic between connections
- * on FerretDB 1.24, so two mails held at once could lose one entry. Each held mail instead
- * takes the next free slot document "<address>#<n>" in `heldmails` by inserting it (an
- * insert into the _id index is atomic everywhere), and readers walk the slots by _id from
- * n = 1 until the first missing one. `slots` and `settled` below are only hints: a lost
+ * The list of its held mails is not an array here (two mails held at once could lose one
+ * entry of a $push, see db/coordination): each held mail is appended to the list
+ * "<address>" in `heldmails` (appendSlot), and readers walk it with readSlots. `slots` and `settled` below are only hints: a lost
  * update makes a reader start lower and read a few more slots, never skip one.
  */
 export const heldSenderSchema = new Schema(

@@ -87,7 +87,7 @@ sessionSchema.index({ expiresAt: 1 });
 /**
  * What "my tickets" lists, one document per person (_id = sub): a summary of each of their
  * tickets keyed by number. The portal's list, search and paging read this one document by
- * _id; FerretDB 1.24 would decode the whole tickets collection for a filter on the owner.
+ * _id, instead of filtering the whole tickets collection by owner.
  */
 export const ticketListSchema = new Schema(
   { _id: { type: String, required: true }, tickets: { type: Schema.Types.Mixed, default: {} } },

@@ -2,8 +2,7 @@ import { Schema, type Connection, type Types } from 'mongoose';
 
 /**
  * Leases of the mailbox readers, one document per epoch: _id "imap:<mailbox>#<epoch>". A
- * process becomes the reader by inserting the next epoch's document (an insert into the unique
- * _id is atomic on MongoDB and FerretDB alike, conditional updates are not on FerretDB), and
+ * process becomes the reader by inserting the next epoch's document (db/coordination/epoch-lease.ts), and
  * keeps it by moving its expiresAt ahead (a heartbeat). Once expiresAt has passed, anyone may
  * insert the next epoch; exactly one insert wins. Old epochs stay: they are a few small
  * documents per takeover, and keeping them means an epoch can never be taken twice.
