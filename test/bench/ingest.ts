@@ -12,7 +12,7 @@
  * the target ratio was met; it never fails on a figure. Temporary folders and the database
  * server are removed at the end, also on Ctrl-C.
  *
- * Options: --count N (BENCH_COUNT, default 2000); --deadline-minutes M (BENCH_DEADLINE_MINUTES,
+ * Options: --count N (BENCH_COUNT, default 2000); BENCH_REPLY_SHARE (default 1/3 after the first 20); --deadline-minutes M (BENCH_DEADLINE_MINUTES,
  * default 30): stop waiting for the pipeline then and print figures for the work done;
  * --profile (BENCH_PROFILE=1): count and time helpgate's database commands by kind.
  */
@@ -261,7 +261,9 @@ async function main(): Promise<void> {
   try {
     process.stdout.write(`helpgate ingest benchmark: ${count} mails, ${CONNECTIONS} SMTP connections, node ${process.version}, ${os.cpus().length} CPUs\n`);
     const built = nowMs();
-    const mails = await buildCorpus({ count, helpdesk: HELPDESK });
+    // BENCH_REPLY_SHARE=0: every mail opens a ticket (writes per new-ticket mail).
+    const replyShare = process.env.BENCH_REPLY_SHARE === undefined ? undefined : Number(process.env.BENCH_REPLY_SHARE);
+    const mails = await buildCorpus({ count, helpdesk: HELPDESK, ...(replyShare === undefined ? {} : { replyShare }) });
     const charsets = new Map<string, number>();
     for (const m of mails) charsets.set(m.charset, (charsets.get(m.charset) ?? 0) + 1);
     const totalBytes = mails.reduce((s, m) => s + m.size, 0);
