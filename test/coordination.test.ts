@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { enqueueWork } from '../src/db/coordination/index.ts';
+import { enqueueWork, Lease } from '../src/db/coordination/index.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
 import { startTestDatabase, type TestDatabase } from './helpers/database.ts';
@@ -119,4 +119,18 @@ test.serial('insert-once, a lease and a window counter raced by several processe
   t.is(lease.filter(Boolean).length, 1, 'one process holds the lease');
   const counted = await race<number>('window');
   t.is(counted.reduce((s, n) => s + n, 0), 7, 'exactly the limit of 7 was counted');
+});
+
+test.serial('a lease whose holder died lapses by itself, and then another process gets it', async (t) => {
+  const LEASE_MS = 5000;
+  const dead = child('lease-and-die', String(LEASE_MS));
+  await dead.waitLines(1);
+  dead.proc.stdin!.write('go\n');
+  t.is((await dead.waitLines(2))[1], 'true');
+  const leases = new Lease(store, LEASE_MS);
+  t.is(await leases.tryHold('coord-dead-lease', 'parent', new Date()), null, 'held by the dead process for now');
+  const deadline = Date.now() + 30_000;
+  let held = null;
+  while (!held && Date.now() < deadline) held = await leases.hold('coord-dead-lease', 'parent', () => new Date(), 1000);
+  t.truthy(held, 'taken over after the lease');
 });

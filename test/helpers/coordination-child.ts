@@ -2,7 +2,8 @@
  * One process racing others on the coordination primitives (test/coordination.test.ts).
  * Usage: coordination-child.ts <uri> <dbName> <op> [arg]. It connects, prints "ready", waits
  * for "go" on stdin (so that all processes start together), runs the op and prints one JSON
- * line with its result. Op "claim-and-die" exits without settling, as a killed worker would.
+ * line with its result. Ops "claim-and-die" and "lease-and-die" exit without settling or
+ * releasing, as a killed worker would.
  */
 import { createInterface } from 'node:readline';
 import { Schema } from 'mongoose';
@@ -33,6 +34,10 @@ if (op === 'claim') {
 } else if (op === 'claim-and-die') {
   const claims = await queue(Number(arg)).claim(100, new Date());
   process.stdout.write(`${JSON.stringify(claims.map((c) => String(c.doc._id)))}\n`);
+  process.exit(0);
+} else if (op === 'lease-and-die') {
+  const held = await new Lease(store, Number(arg)).tryHold('coord-dead-lease', me, new Date());
+  process.stdout.write(`${JSON.stringify(!!held)}\n`);
   process.exit(0);
 } else if (op === 'number') {
   const out: number[] = [];
