@@ -81,9 +81,13 @@ async function releaseLocked(ctx: DomainContext, sub: string, address: string): 
 }
 
 async function queueForIngest(ctx: DomainContext, address: string, entry: OpenEntry | undefined): Promise<void> {
-  if (!entry || entry.item.state !== 'held') return;
-  const note = `held, released when ${address} was bound`;
-  await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lockedBy: null, lastError: null } });
+  if (!entry) return;
+  if (entry.item.state === 'held') {
+    const note = `held, released when ${address} was bound`;
+    await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lockedBy: null, lastError: null } });
+  }
+  // Pending already: it keeps its queue entry if it has one (a worker has it), or gets one
+  // back if a run stopped between the two writes.
   await requeueInboxItems(ctx, [entry.item._id]);
 }
 
