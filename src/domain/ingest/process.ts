@@ -159,7 +159,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     return ticketOutcome(ticket, article, newTicket, automated);
   }
   await registerMessageIds(ctx, ticket, [mail.messageId]);
-  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip: null, touch: articleIsNew, listed: articleIsNew, searchText });
+  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip: null, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
 
   if (automated) {
     ctx.log.info({ ticket: ticket.number, reason: automated }, 'automated mail: no automatic answer');
