@@ -12,6 +12,8 @@ const JOB_LEASE_MS = 60_000;
 /** Timers looked at per pass. */
 const BATCH = 100;
 
+const lastLeaseSweep = new WeakMap<object, number>();
+
 const TIMER: Actor = { address: null, name: 'Timer', sub: null, role: 'system' };
 
 export interface TimerPass {
@@ -34,6 +36,11 @@ export async function runDueTimers(ctx: DomainContext, owner: string): Promise<T
   const { Job: Jobs } = ctx.store.models;
   const now = ctx.now();
   const leases = new Lease(ctx.store, JOB_LEASE_MS);
+  // Leases left by processes that died (timers', held mail's) are removed now and then.
+  if (now.getTime() - (lastLeaseSweep.get(ctx.store) ?? 0) > 10 * 60_000) {
+    lastLeaseSweep.set(ctx.store, now.getTime());
+    await leases.sweep(now);
+  }
   const due = await Jobs.find({ due: { $lte: now } }).sort({ due: 1 }).limit(BATCH).lean<Job[]>();
   let ran = 0;
   for (const job of due) {
