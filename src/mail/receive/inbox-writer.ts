@@ -27,7 +27,7 @@ export interface IncomingMessage {
  * How a batch of received messages becomes durable, and why in this order.
  *
  * Three writes per batch, each one insertMany, journaled and acknowledged by a majority (the
- * first two side by side):
+ * first two side by side, and beside the previous batch's third):
  *   1. the raw bytes (content-addressed chunks: writing them again is harmless);
  *   2. the queue entries: the ingest worker finds items only through them, and drops an entry
  *      whose item still does not exist after a while;
@@ -45,32 +45,30 @@ export interface IncomingMessage {
  * recognised by its Message-ID, when it has one.
  */
 
-/** Writes one batch durably under the given item ids (see above); a failure is a StoreUnavailableError. */
-async function writeBatch(store: Store, messages: readonly IncomingMessage[], ids: readonly Types.ObjectId[]): Promise<StoredItem[]> {
+const unavailable = (err: unknown) => new StoreUnavailableError(`could not store the message: ${errorMessage(err)}`, { cause: err });
+
+/** Steps 1 and 2 for a batch under the given item ids (see above); returns its items, not yet written. */
+async function stageBatch(store: Store, messages: readonly IncomingMessage[], ids: readonly Types.ObjectId[]): Promise<NewInboxItem[]> {
   const now = new Date();
-  try {
-    // Steps 1 and 2 side by side: neither makes anything visible.
-    const [shas] = await settledBoth(store.blobs.putMany(messages.map((m) => m.raw)), queueInboxItems(store, ids, now));
-    const items: NewInboxItem[] = messages.map((m, i) => ({
-      _id: ids[i]!,
-      source: m.source,
-      envelope: {
-        mailFrom: m.envelope.mailFrom,
-        rcptTo: m.envelope.rcptTo,
-        clientIp: m.envelope.clientIp ?? null,
-        helo: m.envelope.helo ?? null,
-        mailbox: m.envelope.mailbox ?? null,
-      },
-      rawSha256: shas[i]!,
-      size: m.raw.length,
-      receivedAt: now,
-    }));
-    await insertInboxItems(store, items);
-    return items.map((item) => ({ id: item._id, rawSha256: item.rawSha256 }));
-  } catch (err) {
-    throw new StoreUnavailableError(`could not store the message: ${errorMessage(err)}`, { cause: err });
-  }
+  // Side by side: neither makes anything visible.
+  const [shas] = await settledBoth(store.blobs.putMany(messages.map((m) => m.raw)), queueInboxItems(store, ids, now));
+  return messages.map((m, i) => ({
+    _id: ids[i]!,
+    source: m.source,
+    envelope: {
+      mailFrom: m.envelope.mailFrom,
+      rcptTo: m.envelope.rcptTo,
+      clientIp: m.envelope.clientIp ?? null,
+      helo: m.envelope.helo ?? null,
+      mailbox: m.envelope.mailbox ?? null,
+    },
+    rawSha256: shas[i]!,
+    size: m.raw.length,
+    receivedAt: now,
+  }));
 }
+
+const stored = (items: readonly NewInboxItem[]): StoredItem[] => items.map((item) => ({ id: item._id, rawSha256: item.rawSha256 }));
 
 /** Both results once both have settled (a withdrawal must not race a write still in flight); the first failure otherwise. */
 async function settledBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
@@ -90,11 +88,13 @@ const newIds = (n: number) => Array.from({ length: n }, () => new Types.ObjectId
 export async function storeInboxItem(store: Store, source: IncomingMessage['source'], raw: Buffer, envelope: Envelope): Promise<StoredItem> {
   const ids = newIds(1);
   try {
-    return (await writeBatch(store, [{ source, raw, envelope }], ids))[0]!;
+    const items = await stageBatch(store, [{ source, raw, envelope }], ids);
+    await insertInboxItems(store, items);
+    return stored(items)[0]!;
   } catch (err) {
     // One attempt: a one-shot caller (the pipe) is gone before a retry could run.
     await withdrawInboxItems(store, ids).catch(() => {});
-    throw err;
+    throw unavailable(err);
   }
 }
 
@@ -114,13 +114,15 @@ export interface GroupCommitOptions {
 }
 
 /**
- * Group commit for a busy intake (SMTP): one write at a time; the messages that complete
- * while it is in flight wait and go together in the next one. No timer: a lone message is
+ * Group commit for a busy intake (SMTP): one commit at a time; the messages that complete
+ * while it is in flight wait and go together in the next batch. No timer: a lone message is
  * written at once, and under load a batch is whatever arrived during the previous write.
  */
 export class InboxGroupWriter {
   private readonly waiting: Waiting[] = [];
   private writing = false;
+  /** Wakes a drain loop that waits for its commit, when a message arrives meanwhile. */
+  private arrived: (() => void) | null = null;
   private readonly maxMessages: number;
   private readonly maxBytes: number;
   /** Failed batches not yet withdrawn (the database did not answer). */
@@ -141,6 +143,7 @@ export class InboxGroupWriter {
   store(message: IncomingMessage): Promise<StoredItem> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ message, resolve, reject });
+      this.arrived?.();
       void this.drain();
     });
   }
@@ -164,25 +167,50 @@ export class InboxGroupWriter {
     return this.waiting.splice(0, n);
   }
 
+  /**
+   * Two batches at most in flight, one per stage: while one batch's items are written (the
+   * commit), the next one's chunks and queue entries are; commits stay one at a time, in order.
+   */
   private async drain(): Promise<void> {
     if (this.writing) return;
     this.writing = true;
+    let committing: Promise<void> = Promise.resolve();
     try {
-      while (this.waiting.length) {
+      for (;;) {
+        if (!this.waiting.length) {
+          // Until the commit in flight ends, or a message arrives to be staged beside it.
+          let done = false;
+          await Promise.race([committing.then(() => (done = true)), new Promise<void>((resolve) => (this.arrived = resolve))]);
+          this.arrived = null;
+          if (!this.waiting.length) {
+            if (done) break;
+            continue;
+          }
+        }
         const batch = this.takeBatch();
         const ids = newIds(batch.length);
-        try {
-          const items = await writeBatch(
-            this.db,
-            batch.map((w) => w.message),
-            ids,
-          );
-          batch.forEach((w, i) => w.resolve(items[i]!));
-        } catch (err) {
-          // The senders hear 451 at once; the withdrawal runs beside the next batches.
-          for (const w of batch) w.reject(err as Error);
-          this.scheduleWithdrawal(ids);
-        }
+        const staged = stageBatch(
+          this.db,
+          batch.map((w) => w.message),
+          ids,
+        ).then(
+          (items) => ({ items }),
+          (err: unknown) => ({ err }),
+        );
+        const previous = committing;
+        const outcome = await staged;
+        await previous;
+        committing = ('err' in outcome ? Promise.reject(outcome.err) : insertInboxItems(this.db, outcome.items)).then(
+          () => {
+            const items = stored((outcome as { items: NewInboxItem[] }).items);
+            batch.forEach((w, i) => w.resolve(items[i]!));
+          },
+          (err: unknown) => {
+            // The senders hear 451 at once; the withdrawal runs beside the next batches.
+            for (const w of batch) w.reject(unavailable(err));
+            this.scheduleWithdrawal(ids);
+          },
+        );
       }
     } finally {
       this.writing = false;
