@@ -92,8 +92,13 @@ export async function storeInboxItem(store: Store, source: IncomingMessage['sour
     await insertInboxItems(store, items);
     return stored(items)[0]!;
   } catch (err) {
-    // One attempt: a one-shot caller (the pipe) is gone before a retry could run.
-    await withdrawInboxItems(store, ids).catch(() => {});
+    // One attempt: a one-shot caller (the pipe) is gone before a retry could run (what may
+    // be left then: see the notes above).
+    const withdrawError = await withdrawInboxItems(store, ids).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    if (withdrawError) throw unavailable(new AggregateError([err, withdrawError], `${errorMessage(err)} (not withdrawn either: ${errorMessage(withdrawError)})`));
     throw unavailable(err);
   }
 }
