@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
+import { Types } from 'mongoose';
 import nodemailer from 'nodemailer';
+import { insertInboxItems, queueInboxItems, withdrawInboxItems } from '../src/db/inbox-batch.ts';
 import type { Article } from '../src/db/models/article.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
-import type { Store } from '../src/db/store.ts';
+import { openStore, type Store } from '../src/db/store.ts';
 import { startTestDatabase } from './helpers/database.ts';
+import { databasePerTest } from './helpers/database-per-test.ts';
 import { HELPDESK, startTestHelpgate } from './helpers/helpgate.ts';
 import { until } from './helpers/wait.ts';
 
+const database = databasePerTest(test);
 const MAILS = 200;
 /** Pooled nodemailer transports, 5 connections each: 40 SMTP sessions sending at once. */
 const TRANSPORTS = 8;
@@ -104,7 +108,7 @@ function countIntakeInserts(store: Store): () => number {
 
 test('200 mails at once over 40 connections: each gets 250 naming its own stored item, in far fewer writes than 3 per mail', async (t) => {
   t.timeout(180_000);
-  const h = await startTestHelpgate(t);
+  const h = await startTestHelpgate(t, { db: await database() });
   // The intake alone: the ingest worker would write to the same collections.
   await h.hg.ingest.stop();
   const inserts = countIntakeInserts(h.hg.store);
@@ -193,4 +197,31 @@ test('the database stopped while 200 mails arrive: every 250 becomes a ticket af
     (await h.tickets()).map((x) => x.requester.address).sort(),
     ok.map((a) => a.mail.envelope.from).sort(),
   );
+});
+
+test('what a failed batch left is withdrawn: its untouched items and their queue entries go, an item ingest took stays', async (t) => {
+  const db = await database();
+  const store = await openStore(db.uri, { dbName: db.dbName });
+  t.teardown(() => store.close());
+  const { Inbox, InboxQueue } = store.models;
+  const now = new Date();
+  const [untouched1, untouched2, taken, neverWritten] = Array.from({ length: 4 }, () => new Types.ObjectId());
+  const item = (_id: Types.ObjectId) => ({
+    _id,
+    source: 'smtp' as const,
+    envelope: { mailFrom: 'ada@uni.example', rcptTo: [HELPDESK], clientIp: '127.0.0.1', helo: 'client', mailbox: null },
+    rawSha256: 'f'.repeat(64),
+    size: 100,
+    receivedAt: now,
+  });
+  // A batch whose answer never came: its queue entries and three of its four items landed,
+  // and ingest took one of them before the withdrawal.
+  await queueInboxItems(store, [untouched1!, untouched2!, taken!, neverWritten!], now);
+  await insertInboxItems(store, [item(untouched1!), item(untouched2!), item(taken!)]);
+  await Inbox.updateOne({ _id: taken }, { $set: { lockedBy: 'ingest-x', attempts: 1 } });
+
+  await withdrawInboxItems(store, [untouched1!, untouched2!, taken!, neverWritten!]);
+
+  t.deepEqual((await Inbox.find({}).lean<InboxItem[]>()).map((i) => String(i._id)), [String(taken)]);
+  t.deepEqual((await InboxQueue.find({}).lean<{ _id: unknown }[]>()).map((e) => String(e._id)), [String(taken)]);
 });
