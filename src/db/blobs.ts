@@ -24,18 +24,28 @@ export class BlobStore {
   constructor(private readonly chunks: Model<any>) {}
 
   async put(data: Buffer): Promise<string> {
-    const sha = sha256(data);
-    const docs = [];
-    const count = Math.max(1, Math.ceil(data.length / BLOB_CHUNK_SIZE));
-    for (let n = 0; n < count; n++) {
-      docs.push({ _id: `${sha}/${n}`, sha, n, data: data.subarray(n * BLOB_CHUNK_SIZE, (n + 1) * BLOB_CHUNK_SIZE) });
+    return (await this.putMany([data]))[0]!;
+  }
+
+  /** Stores several blobs in one insertMany (the driver splits it only past its message size); returns their hashes in order. */
+  async putMany(blobs: readonly Buffer[]): Promise<string[]> {
+    const shas: string[] = [];
+    const docs = new Map<string, { _id: string; sha: string; n: number; data: Buffer }>();
+    for (const data of blobs) {
+      const sha = sha256(data);
+      shas.push(sha);
+      const count = Math.max(1, Math.ceil(data.length / BLOB_CHUNK_SIZE));
+      for (let n = 0; n < count; n++) {
+        const _id = `${sha}/${n}`;
+        docs.set(_id, { _id, sha, n, data: data.subarray(n * BLOB_CHUNK_SIZE, (n + 1) * BLOB_CHUNK_SIZE) });
+      }
     }
     try {
-      await this.chunks.collection.insertMany(docs as any[], { ordered: false });
+      await this.chunks.collection.insertMany([...docs.values()] as any[], { ordered: false });
     } catch (err) {
       if (!isOnlyDuplicates(err)) throw err;
     }
-    return sha;
+    return shas;
   }
 
   async get(sha: string): Promise<Buffer | null> {

@@ -35,5 +35,5 @@ export { Lease, type Held } from './lease.ts';
 export { insertNumbered } from './numbers.ts';
 export { appendSlot, readSlots } from './slots.ts';
 export { countInWindow, sweepWindows } from './window.ts';
-export { countQueued, enqueueWork, WorkQueue, type Claimed, type Settlement } from './work-queue.ts';
+export { countQueued, dropWork, enqueueWork, unclaimedOf, WorkQueue, type Claimed, type Settlement } from './work-queue.ts';
 export { QueueWorker, type QueueWorkerOptions } from './queue-worker.ts';

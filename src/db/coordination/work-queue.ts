@@ -262,3 +262,17 @@ export class WorkQueue<T extends { _id: unknown }> {
 export function countQueued(queue: Model<any>): Promise<number> {
   return queue.countDocuments({ due: { $exists: true } });
 }
+
+/** Of these queued items, those no worker has claimed (so their work may still be withdrawn). */
+export async function unclaimedOf(queue: Model<any>, ids: unknown[]): Promise<unknown[]> {
+  if (!ids.length) return [];
+  const claims = (await queue.collection.find({ entry: { $in: ids } } as never, { projection: { entry: 1 } }).toArray()) as unknown as ClaimDoc[];
+  const claimed = new Set(claims.map((c) => String(c.entry)));
+  return ids.filter((id) => !claimed.has(String(id)));
+}
+
+/** Withdraws queued work before it began: the items' entries and any claims on them. */
+export async function dropWork(queue: Model<any>, ids: unknown[]): Promise<void> {
+  if (!ids.length) return;
+  await queue.deleteMany({ $or: [{ _id: { $in: ids } }, { entry: { $in: ids } }] } as never);
+}

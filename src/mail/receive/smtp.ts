@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Store } from '../../db/store.ts';
-import { SmtpReplyError } from '../../errors/errors.ts';
+import { errorMessage, SmtpReplyError } from '../../errors/errors.ts';
 import type { Logger } from '../../log/logger.ts';
-import { storeInboxItem } from './inbox-writer.ts';
+import { InboxGroupWriter } from './inbox-writer.ts';
 import type { OwnAddresses } from '../parse/own-addresses.ts';
 
 export interface SmtpIntakeOptions {
@@ -42,10 +42,15 @@ function readData(stream: SMTPServerDataStream, limit: number): Promise<Buffer |
 export class SmtpIntake {
   private readonly server: SMTPServer;
   private readonly opts: SmtpIntakeOptions;
+  /** Messages whose DATA ends while a write is in flight are stored together in the next one. */
+  private readonly writer: InboxGroupWriter;
   lastMessageAt: Date | null = null;
 
   constructor(opts: SmtpIntakeOptions) {
     this.opts = opts;
+    this.writer = new InboxGroupWriter(opts.store, {
+      onWithdrawError: (err, count) => opts.log.warn({ err: errorMessage(err), count }, 'could not yet withdraw a failed batch, will retry'),
+    });
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'helpgate ESMTP',
@@ -90,18 +95,17 @@ export class SmtpIntake {
     const env = session.envelope;
     const mailFrom = env.mailFrom === false ? null : env.mailFrom.address;
     try {
-      const item = await storeInboxItem(this.opts.store, 'smtp', raw, {
-        mailFrom,
-        rcptTo: env.rcptTo.map((r) => r.address.toLowerCase()),
-        clientIp: session.remoteAddress,
-        helo: session.hostNameAppearsAs,
+      const item = await this.writer.store({
+        source: 'smtp',
+        raw,
+        envelope: { mailFrom, rcptTo: env.rcptTo.map((r) => r.address.toLowerCase()), clientIp: session.remoteAddress, helo: session.hostNameAppearsAs },
       });
       this.lastMessageAt = new Date();
       this.opts.log.info({ inboxId: String(item.id), size: raw.length, from: mailFrom, rcpt: env.rcptTo.length }, 'message stored');
       this.opts.onStored?.(String(item.id));
       return String(item.id);
     } catch (err) {
-      this.opts.log.error({ err: (err as Error).message }, 'could not store message, answering 451');
+      this.opts.log.error({ err: errorMessage(err) }, 'could not store message, answering 451');
       throw reply(451, '4.3.0 Temporary failure storing the message, please try again later');
     }
   }
@@ -116,7 +120,8 @@ export class SmtpIntake {
     });
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.writer.close();
   }
 }

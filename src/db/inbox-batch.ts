@@ -1,0 +1,50 @@
+import type { Types } from 'mongoose';
+import type { InboxItem } from './models/inbox.ts';
+import { dropWork, enqueueWork, unclaimedOf } from './coordination/index.ts';
+import type { Store } from './store.ts';
+
+/** Most messages stored in one batch; see insertInboxItems for why 100. */
+export const MAX_INBOX_BATCH = 100;
+
+/** A received message's inbox item, as the intake writes it. */
+export interface NewInboxItem {
+  _id: Types.ObjectId;
+  source: 'smtp' | 'pipe' | 'imap';
+  envelope: InboxItem['envelope'];
+  rawSha256: string;
+  size: number;
+  receivedAt: Date;
+}
+
+/** Queues ingest work for new inbox items, in one write (an entry already there is kept). */
+export async function queueInboxItems(store: Store, ids: readonly Types.ObjectId[], due: Date): Promise<void> {
+  await enqueueWork(store.models.InboxQueue, [...ids], due);
+}
+
+/**
+ * Inserts the items in one insertMany: the intake's commit point. FerretDB 1.24 commits an
+ * insert in transactions of 100 documents (its --test-batch-size; measured on SQLite and on
+ * PostgreSQL: killed mid-insert, it kept a multiple of 100), so with at most MAX_INBOX_BATCH items a crash keeps all or none of them. An engine
+ * that keeps a part anyway (or an answer lost on the way) is covered by withdrawInboxItems.
+ */
+export async function insertInboxItems(store: Store, items: readonly NewInboxItem[]): Promise<void> {
+  if (items.length > MAX_INBOX_BATCH) throw new RangeError(`at most ${MAX_INBOX_BATCH} inbox items per batch, got ${items.length}`);
+  await store.models.Inbox.insertMany(
+    items.map((i) => ({ ...i, availableAt: i.receivedAt })),
+    { ordered: true },
+  );
+}
+
+/**
+ * Takes back items whose batch failed (the sender was told 451 and will send again): those no
+ * ingest worker has claimed yet lose their item first, so that no claim can find it any more,
+ * then their queue entry. One that a worker took already is past saving (see the intake's notes).
+ */
+export async function withdrawInboxItems(store: Store, ids: readonly Types.ObjectId[]): Promise<void> {
+  if (!ids.length) return;
+  const { Inbox, InboxQueue } = store.models;
+  const free = await unclaimedOf(InboxQueue, [...ids]);
+  if (!free.length) return;
+  await Inbox.deleteMany({ _id: { $in: free }, state: 'pending' });
+  await dropWork(InboxQueue, free);
+}
