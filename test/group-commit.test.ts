@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { Types } from 'mongoose';
 import nodemailer from 'nodemailer';
+import { countQueued, WorkQueue } from '../src/db/coordination/index.ts';
 import { insertInboxItems, queueInboxItems, withdrawInboxItems } from '../src/db/inbox-batch.ts';
 import type { Article } from '../src/db/models/article.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
@@ -215,13 +216,18 @@ test('what a failed batch left is withdrawn: its untouched items and their queue
     receivedAt: now,
   });
   // A batch whose answer never came: its queue entries and three of its four items landed,
-  // and ingest took one of them before the withdrawal.
-  await queueInboxItems(store, [untouched1!, untouched2!, taken!, neverWritten!], now);
-  await insertInboxItems(store, [item(untouched1!), item(untouched2!), item(taken!)]);
-  await Inbox.updateOne({ _id: taken }, { $set: { lockedBy: 'ingest-x', attempts: 1 } });
+  // and an ingest worker claimed one of them before the withdrawal.
+  await queueInboxItems(store, [taken!], now);
+  await insertInboxItems(store, [item(taken!)]);
+  const worker = new WorkQueue<InboxItem>({ items: Inbox, queue: InboxQueue, leaseMs: 60_000, owner: 'ingest-x', isClaimable: (d) => d.state === 'pending' });
+  t.deepEqual((await worker.claim(4, new Date())).map((c) => String(c.doc._id)), [String(taken)]);
+  await queueInboxItems(store, [untouched1!, untouched2!, neverWritten!], now);
+  await insertInboxItems(store, [item(untouched1!), item(untouched2!)]);
 
   await withdrawInboxItems(store, [untouched1!, untouched2!, taken!, neverWritten!]);
 
   t.deepEqual((await Inbox.find({}).lean<InboxItem[]>()).map((i) => String(i._id)), [String(taken)]);
-  t.deepEqual((await InboxQueue.find({}).lean<{ _id: unknown }[]>()).map((e) => String(e._id)), [String(taken)]);
+  // Only the taken item's entry is left (its claim beside it; countQueued does not count claims).
+  t.deepEqual((await InboxQueue.find({ due: { $exists: true } }).lean<{ _id: unknown }[]>()).map((e) => String(e._id)), [String(taken)]);
+  t.is(await countQueued(InboxQueue), 1);
 });
