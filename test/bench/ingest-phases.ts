@@ -141,9 +141,12 @@ export function measurePipeline(env: PhaseEnv, mails: BenchMail[], deadlineMs: n
       await Promise.all([hg.ingest.stop(), hg.outbox.stop()]);
     }
     const stoppedAt = nowMs();
-    const writesPerMail = env.profile.writes() / mails.length;
-    const commands = env.profile.report(mails.length, profileRows);
+    const writes = env.profile.writes();
     const outcome = await readOutcome(hg, mails, load);
+    // A run cut short by its deadline has done the work of the articles it stored, roughly.
+    const done = finished ? mails.length : Math.max(1, outcome.articles);
+    const writesPerMail = writes / done;
+    const commands = env.profile.report(done, profileRows);
     const completedAt = finished ? Math.max(relay.lastAt || 0, outcome.lastArticleAt) : stoppedAt;
     const seconds = (completedAt - load.startedAt) / 1000;
     return { finished, refused, seconds, rate: outcome.articles / seconds, relayed: relay.received, writesPerMail, commands, ...outcome, writeCeiling: await durableWriteCeiling(hg) };
@@ -204,20 +207,28 @@ export interface SingleFigures {
   /** Outbound mails each caused (acknowledgement and notifications). */
   outbound: number[];
   failures: string[];
+  /** Mails not sent because the budget ran out. */
+  skipped: number;
 }
 
 /**
  * New-ticket mails sent one at a time on an idle helpgate: each waits until its acknowledgement
  * reached the relay and nothing is pending before the next is sent. Gives the latency without a
- * backlog and the exact write count of one new-ticket mail, its outbound mail delivered.
+ * backlog and the exact write count of one new-ticket mail, its outbound mail delivered. No
+ * mail is sent after `budgetMs`, and none waits longer than a minute.
  */
-export function measureSingles(env: PhaseEnv, mails: BenchMail[]): Promise<SingleFigures> {
+export function measureSingles(env: PhaseEnv, mails: BenchMail[], budgetMs: number): Promise<SingleFigures> {
   return withHelpgate(env, 'single', async (hg, relay) => {
-    const out: SingleFigures = { ackLatency: [], articleLatency: [], writes: [], outbound: [], failures: [] };
+    const out: SingleFigures = { ackLatency: [], articleLatency: [], writes: [], outbound: [], failures: [], skipped: 0 };
     const { Article, Outbox } = hg.store.models;
+    const endAt = nowMs() + budgetMs;
     const conn = await Connection.open(hg.smtp.port);
     try {
-      for (const mail of mails) {
+      for (const [i, mail] of mails.entries()) {
+        if (nowMs() > endAt) {
+          out.skipped = mails.length - i;
+          break;
+        }
         const writesBefore = env.profile.writes();
         const relayFrom = relay.received;
         const sent = await conn.send(mail, HELPDESK);

@@ -16,8 +16,8 @@
  * folders and database servers are removed at the end, also on Ctrl-C.
  *
  * Options: --count N (BENCH_COUNT, default 500); --deadline-minutes M (BENCH_DEADLINE_MINUTES,
- * default 3): stop waiting for an engine's pipeline then and print figures for the work done;
- * --singles N (default 20): single mails timed; --profile (BENCH_PROFILE=1): the database
+ * default 3): stop waiting for an engine's pipeline then and print figures for the work done,
+ * and send no more single mails after as long; --singles N (default 20): single mails timed; --profile (BENCH_PROFILE=1): the database
  * commands of each pipeline run by kind.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -105,7 +105,7 @@ async function runEngine(choice: EngineChoice, o: RunOptions): Promise<EngineRes
     process.stdout.write('  full pipeline …\n');
     const pipeline = await measurePipeline(env, o.mails, o.deadlineMinutes * 60_000, o.profileRows);
     process.stdout.write(`  ${o.singles.length} single new-ticket mails …\n`);
-    const singles = await measureSingles(env, o.singles);
+    const singles = await measureSingles(env, o.singles, o.deadlineMinutes * 60_000);
     return { name: db.name, label: db.label, intake, pipeline, singles, children: childPeakRss() };
   } finally {
     await stop();
@@ -181,7 +181,8 @@ async function main(): Promise<void> {
         failed = true;
         const error = err instanceof Error ? err.message : String(err);
         results.push({ name: choice.name, error });
-        process.stderr.write(`bench:ingest: ${choice.name}: ${err instanceof Error ? (err.stack ?? error) : error}\n`);
+        const detail = err instanceof Error && !(err instanceof EngineChoiceError) ? (err.stack ?? error) : error;
+        process.stderr.write(`bench:ingest: ${choice.name}: ${detail}\n`);
       }
     }
     process.stdout.write(`\n${summaryTable(results, ceiling).join('\n')}\n`);
