@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import mongoose from 'mongoose';
-import { resolveDatabase, type DatabaseServer, type ResolveOptions } from '../../src/db/embedded.ts';
+import { resolveDatabase, type DatabaseServer } from '../../src/db/embedded.ts';
 
 /**
  * Which database engines a benchmark runs on, and how it starts each one.
@@ -43,7 +43,7 @@ export async function startEngine(choice: EngineChoice, dataDir: string, toolsDi
     dataDir,
     toolsDir,
     ...(choice.name === 'external' ? { mongodbUri: choice.uri } : {}),
-    ...(choice.name !== 'external' && choice.name !== 'default' ? { engine: choice.name as ResolveOptions['engine'] } : {}),
+    ...(choice.name !== 'external' && choice.name !== 'default' ? { engine: choice.name as Parameters<typeof resolveDatabase>[0]['engine'] } : {}),
   });
   const prefix = `helpgate_bench_${randomBytes(3).toString('hex')}`;
   const used: string[] = [];

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { Types } from 'mongoose';
 import { loadConfig } from '../../src/config/load.ts';
+import type { InboxItem } from '../../src/db/models/inbox.ts';
+import type { OUTBOX_STATES } from '../../src/db/models/outbox.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startHelpgate, type Helpgate } from '../../src/main.ts';
 import type { BenchMail } from './corpus.ts';
@@ -78,10 +80,16 @@ export function measureIntake(env: PhaseEnv, mails: BenchMail[]): Promise<Intake
   });
 }
 
+type OutboxState = (typeof OUTBOX_STATES)[number];
+
+/** States in which an item needs no more work; any other state (pending, queued, in flight) is backlog. */
+const SETTLED_INBOX: InboxItem['state'][] = ['done', 'ignored', 'quarantined', 'held', 'expired'];
+const SETTLED_OUTBOX: OutboxState[] = ['sent', 'captured', 'failed'];
+
 /** What is still to do: mail not yet ingested, outbound mail not yet delivered. */
 async function backlog(hg: Helpgate): Promise<number> {
   const { Inbox, Outbox } = hg.store.models;
-  const [inbox, outbox] = await Promise.all([Inbox.countDocuments({ state: 'pending' }), Outbox.countDocuments({ state: 'queued' })]);
+  const [inbox, outbox] = await Promise.all([Inbox.countDocuments({ state: { $nin: SETTLED_INBOX } }), Outbox.countDocuments({ state: { $nin: SETTLED_OUTBOX } })]);
   return inbox + outbox;
 }
 
@@ -166,7 +174,7 @@ async function readOutcome(hg: Helpgate, mails: BenchMail[], load: LoadResult) {
     articles: articles.length,
     lastArticleAt: Math.max(0, ...articles.map((a) => a.createdAt.getTime())),
     tickets: await Ticket.countDocuments({}),
-    notIngested: await Inbox.countDocuments({ state: { $nin: ['pending', 'done'] } }),
+    notIngested: await Inbox.countDocuments({ state: { $in: SETTLED_INBOX.filter((state) => state !== 'done') } }),
     replies: replies.length,
     threadedReplies: replies.filter((m) => ticketOf.get(m.messageId) === ticketOf.get(mails[m.parent!]!.messageId)).length,
     articleLatency: articles.map((a) => a.createdAt.getTime() - repliedAt.get(a.messageId)!),
