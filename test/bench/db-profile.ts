@@ -56,11 +56,16 @@ export class DbProfile {
     return `${name} ${collection} ${filter}`.trim();
   }
 
-  /** How many write commands (insert, update, delete, findAndModify) were sent. */
+  /** How many write commands (insert, update, delete, findAndModify, bulkWrite) were sent. */
   writes(): number {
     let n = 0;
-    for (const [key, e] of this.entries) if (/^(insert|update|delete|findAndModify) /.test(key)) n += e.count;
+    for (const [key, e] of this.entries) if (/^(insert|update|delete|findAndModify|bulkWrite) /.test(key)) n += e.count;
     return n;
+  }
+
+  /** Forgets what was counted so far (commands in flight are still counted when they end). */
+  reset(): void {
+    this.entries.clear();
   }
 
   /** The top entries by total time, one line each. */

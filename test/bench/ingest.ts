@@ -1,37 +1,36 @@
 /**
- * `npm run bench:ingest [-- --count N]` (or BENCH_COUNT=N): how fast helpgate takes in mail,
- * compared with the ceiling of an SMTP server that only parses.
+ * `npm run bench:ingest [-- --count N]`: how fast helpgate takes in mail, against the ceiling
+ * of an SMTP server that only parses, on each database engine side by side.
  *
- *   (a) ceiling: a bare smtp-server that parses each message with mailparser, then answers 250;
- *   (b) helpgate: the whole pipeline in this process (startHelpgate with its own embedded
- *       database in a temporary folder, outbound mail to a local capture relay), timed until
- *       every message is an article of a ticket and every acknowledgement and notification
- *       is queued.
+ *   ceiling: a bare smtp-server that parses each message with mailparser, then answers 250.
+ *   Then, per engine (engines.ts: MONGODB_URI, or HELPGATE_ENGINE, or the default and SQLite),
+ *   each part on a fresh database with outbound mail going to a local capture relay:
+ *   - SMTP intake alone (ingest and outbox workers stopped);
+ *   - the full pipeline, until every mail is an article and every acknowledgement and
+ *     notification reached the relay, with the write commands per mail;
+ *   - single new-ticket mails one at a time with no backlog: 250 → acknowledgement queued, and
+ *     the write commands of one such mail including the delivery of what it caused.
  *
- * Both get the same corpus over 5 parallel SMTP connections. It prints figures and whether
- * the target ratio was met; it never fails on a figure. Temporary folders and the database
- * server are removed at the end, also on Ctrl-C.
+ * Every part gets the same corpus over the same 5 connections. It prints figures, then one
+ * table of the targets, met or missed; it never fails on a figure, only on an error. Temporary
+ * folders and database servers are removed at the end, also on Ctrl-C.
  *
- * Options: --count N (BENCH_COUNT, default 2000); BENCH_REPLY_SHARE (default 1/3 after the first 20); --deadline-minutes M (BENCH_DEADLINE_MINUTES,
- * default 30): stop waiting for the pipeline then and print figures for the work done;
- * --profile (BENCH_PROFILE=1): count and time helpgate's database commands by kind.
+ * Options: --count N (BENCH_COUNT, default 500); --deadline-minutes M (BENCH_DEADLINE_MINUTES,
+ * default 3): stop waiting for an engine's pipeline then and print figures for the work done,
+ * and send no more single mails after as long; --singles N (default 20): single mails timed; --profile (BENCH_PROFILE=1): the database
+ * commands of each pipeline run by kind.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SMTPServer } from 'smtp-server';
 import { loadConfig } from '../../src/config/load.ts';
-import { createLogger } from '../../src/log/logger.ts';
-import { parseMessage } from '../../src/mail/parse/parse.ts';
-import { startHelpgate, type Helpgate } from '../../src/main.ts';
 import { buildCorpus, type BenchMail } from './corpus.ts';
 import { DbProfile } from './db-profile.ts';
-import { deliverAll, nowMs, percentile, type LoadResult } from './smtp-load.ts';
-
-const TARGET_RATIO = 0.6;
-const CONNECTIONS = 5;
-const HELPDESK = 'help@helpdesk.localhost';
+import { EngineChoiceError, enginesFromEnv, startEngine, type EngineChoice } from './engines.ts';
+import { CONNECTIONS, HELPDESK, measureIntake, measurePipeline, measureSingles } from './ingest-phases.ts';
+import { engineDetails, summaryTable, type Ceiling, type EngineFailure, type EngineResult } from './ingest-report.ts';
+import { SinkServer } from './sink.ts';
+import { deliverAll, nowMs, percentile } from './smtp-load.ts';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -39,217 +38,105 @@ function flag(name: string): string | undefined {
   return process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
 
-function countFromArgs(): number {
-  const i = process.argv.indexOf('--count');
-  const raw = i >= 0 ? process.argv[i + 1] : (process.argv.find((a) => a.startsWith('--count='))?.slice(8) ?? process.env.BENCH_COUNT);
-  const n = raw === undefined ? 2000 : Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`bench:ingest: --count / BENCH_COUNT must be a positive integer, got "${raw}"\n`);
+function positive(name: string, raw: string | undefined, fallback: number, integer = true): number {
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!(n > 0) || (integer && !Number.isInteger(n))) {
+    process.stderr.write(`bench:ingest: --${name} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}"\n`);
     process.exit(2);
   }
   return n;
 }
 
-/** An SMTP server that accepts and drops: either the ceiling (parse = true) or the outbound relay. */
-async function sinkServer(parse: boolean): Promise<{ server: SMTPServer; port: number; received: () => number; close: () => Promise<void> }> {
-  let received = 0;
-  let closed: Promise<void> | undefined;
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['AUTH', 'STARTTLS'],
-    hideSTARTTLS: true,
-    logger: false,
-    size: 25 * 1024 * 1024,
-    maxClients: 200,
-    onData: (stream, _session, cb) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.once('end', () => {
-        const raw = Buffer.concat(chunks);
-        const done = parse ? parseMessage(raw).then(() => undefined) : Promise.resolve();
-        done.then(
-          () => {
-            received++;
-            cb(null, 'Ok');
-          },
-          (err: Error) => cb(err),
-        );
-      });
-    },
-  });
-  server.on('error', () => {}); // a client dropping its connection is not the benchmark's failure
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return {
-    server,
-    port: (server.server.address() as AddressInfo).port,
-    received: () => received,
-    close: () => (closed ??= new Promise((resolve) => server.close(() => resolve()))),
-  };
-}
-
-const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} ms` : 'n/a');
-const rate = (n: number, msSpan: number) => n / (msSpan / 1000);
-
-function dataToReply(load: LoadResult): number[] {
-  return load.deliveries.map((d) => d.repliedAt - d.endOfDataAt);
-}
-
-function peakRssMb(): number {
-  return process.resourceUsage().maxRSS / 1024;
-}
-
 /** Peak resident memory of our child processes (the embedded database), from /proc where there is one. */
 function childPeakRss(): { name: string; mb: number }[] {
-  const out: { name: string; mb: number }[] = [];
+  let pids: string[];
   try {
-    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-        if (!m || Number(m[2]) !== process.pid) continue;
-        const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-        if (hwm) out.push({ name: m[1]!, mb: Number(hwm[1]) / 1024 });
-      } catch {
-        // the process ended meanwhile
-      }
-    }
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
-    // no /proc here
+    return []; // no /proc here
+  }
+  const out: { name: string; mb: number }[] = [];
+  for (const pid of pids) {
+    try {
+      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      if (!m || Number(m[2]) !== process.pid) continue;
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (hwm) out.push({ name: m[1]!, mb: Number(hwm[1]) / 1024 });
+    } catch {
+      // the process ended between listing and reading
+    }
   }
   return out;
 }
 
-/**
- * What the database itself can do, measured on helpgate's own connection after its run: 400
- * single-document inserts with helpgate's write concern (majority, journaled), 8 at a time, into
- * a scratch collection that is dropped afterwards. Every mail costs helpgate a number of such
- * writes, so this bounds the pipeline whatever the code does around them.
- */
-async function durableWriteCeiling(hg: Helpgate): Promise<number> {
-  const scratch = hg.store.conn.db!.collection('bench_write_ceiling');
-  const total = 400;
-  let next = 0;
-  const started = nowMs();
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < total) {
-        const n = next++;
-        await scratch.insertOne({ n, at: new Date() }, { writeConcern: { w: 'majority', journal: true } });
-      }
-    }),
-  );
-  const rate = (total * 1000) / (nowMs() - started);
-  await scratch.drop().catch(() => {});
-  return rate;
-}
-
-async function engineDescription(hg: Helpgate): Promise<string> {
+async function measureCeiling(mails: BenchMail[]): Promise<Ceiling> {
+  const sink = await SinkServer.listen(true);
   try {
-    const info = (await hg.store.conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
-    if (hg.database.engine === 'ferretdb' || info.ferretdbVersion) return `FerretDB ${info.ferretdbVersion ?? '?'} (SQLite backend; reports MongoDB ${info.version ?? '?'})`;
-    return `${hg.database.engine === 'external' ? 'MongoDB (external)' : 'mongod'} ${info.version ?? '?'}`;
-  } catch {
-    return hg.database.engine;
+    const load = await deliverAll(sink.port, mails, HELPDESK, CONNECTIONS);
+    const replies = load.deliveries.map((d) => d.repliedAt - d.endOfDataAt);
+    const seconds = (load.finishedAt - load.startedAt) / 1000;
+    return { rate: mails.length / seconds, seconds, replyP50: percentile(replies, 50), replyP99: percentile(replies, 99) };
+  } finally {
+    await sink.close();
   }
 }
 
-interface PipelineTimes {
-  /** false when the deadline came first: the figures are for what was done by then. */
-  finished: boolean;
-  articleLatency: number[];
-  ackLatency: number[];
-  completedAt: number;
-  tickets: number;
-  articles: number;
-  threadedReplies: number;
-  replies: number;
-  quarantined: number;
-  acks: number;
-  notifications: number;
+interface RunOptions {
+  mails: BenchMail[];
+  singles: BenchMail[];
+  deadlineMinutes: number;
+  profileRows: number;
+  toolsDir: string;
+  workDir: string;
+  profile: DbProfile;
+  /** Registers a cleanup that runs on Ctrl-C; returns it so it can also run now. */
+  onExit: (fn: () => Promise<void>) => () => Promise<void>;
 }
 
-/** Waits until every message is an article and every automatic mail is queued; then reads the times. */
-/**
- * Counts the ingest worker's finished steps. Every count query is a full scan on FerretDB and
- * would slow what is measured, so progress comes from here, and the database is asked only
- * once this count says all could be done.
- */
-function countIngestSteps(hg: Helpgate): () => number {
-  // Items handled (a step of the worker may handle several).
-  return () => hg.ingest.handled;
-}
-
-async function waitForPipeline(hg: Helpgate, mails: BenchMail[], load: LoadResult, ingestSteps: () => number, deadline: number): Promise<PipelineTimes> {
-  const { Inbox, Article, Outbox, Ticket } = hg.store.models;
-  const n = mails.length;
-  let lastReport = Date.now();
-  let lastCheck = 0;
-  let finished = false;
-  while (Date.now() < deadline) {
-    const mayBeDone = ingestSteps() >= n && Date.now() - lastCheck > 3000;
-    if (mayBeDone) lastCheck = Date.now();
-    if (mayBeDone && (await Inbox.countDocuments({ state: 'pending' })) === 0) {
-      const [articles, tickets, acks, notifications] = await Promise.all([
-        Article.countDocuments({ direction: 'in' }),
-        Ticket.countDocuments({}),
-        Outbox.countDocuments({ kind: 'ack' }),
-        Outbox.countDocuments({ kind: { $in: ['notify-new', 'notify-followup'] } }),
-      ]);
-      const quarantined = await Inbox.countDocuments({ state: { $ne: 'done' } });
-      if (articles + quarantined >= n && acks >= tickets && notifications >= 2 * articles) {
-        finished = true;
-        break;
-      }
-    }
-    if (Date.now() - lastReport > 60_000) {
-      lastReport = Date.now();
-      process.stdout.write(`  … ${Math.min(ingestSteps(), n)}/${n} ingested (${((nowMs() - load.startedAt) / 1000).toFixed(0)} s)\n`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
+async function runEngine(choice: EngineChoice, o: RunOptions): Promise<EngineResult> {
+  const dir = path.join(o.workDir, choice.name);
+  const db = await startEngine(choice, path.join(dir, 'database'), o.toolsDir);
+  const stop = o.onExit(() => db.stop());
+  try {
+    process.stdout.write(`\n[${db.name}] ${db.label}\n`);
+    const env = { db, dir, profile: o.profile };
+    process.stdout.write('  SMTP intake alone …\n');
+    const intake = await measureIntake(env, o.mails);
+    process.stdout.write('  full pipeline …\n');
+    const pipeline = await measurePipeline(env, o.mails, o.deadlineMinutes * 60_000, o.profileRows);
+    process.stdout.write(`  ${o.singles.length} single new-ticket mails …\n`);
+    const singles = await measureSingles(env, o.singles, o.deadlineMinutes * 60_000);
+    return { name: db.name, label: db.label, intake, pipeline, singles, children: childPeakRss() };
+  } finally {
+    await stop();
   }
-  if (!finished) {
-    process.stdout.write(`  deadline reached: stopping the workers, figures below are for the work done so far\n`);
-    // Stop the workers so that what is read next is one consistent picture.
-    await Promise.all([hg.ingest.stop(), hg.outbox.stop()]);
-  }
-  const repliedAt = new Map(mails.map((m) => [m.messageId, load.deliveries[m.index]!.repliedAt]));
-  const articles = await Article.find({ direction: 'in' }, { messageId: 1, createdAt: 1, ticketId: 1 }).lean<{ _id: unknown; messageId: string; createdAt: Date; ticketId: unknown }[]>();
-  const articleLatency = articles.map((a) => a.createdAt.getTime() - repliedAt.get(a.messageId)!);
-  const stoppedAt = nowMs();
-  const byArticle = new Map(articles.map((a) => [String(a._id), a]));
-  const queued = await Outbox.find({}, { kind: 1, articleId: 1, createdAt: 1 }).lean<{ kind: string; articleId: unknown; createdAt: Date }[]>();
-  const ackLatency = queued
-    .filter((o) => o.kind === 'ack' && byArticle.has(String(o.articleId)))
-    .map((o) => o.createdAt.getTime() - repliedAt.get(byArticle.get(String(o.articleId))!.messageId)!);
-  const completedAt = finished ? Math.max(...articles.map((a) => a.createdAt.getTime()), ...queued.map((o) => o.createdAt.getTime())) : stoppedAt;
-  // A reply is threaded when its article joined the ticket of the mail it answers.
-  const ticketOf = new Map(articles.map((a) => [a.messageId, String(a.ticketId)]));
-  // Only replies that are stored count (on a run stopped at its deadline, some are not yet).
-  const replies = mails.filter((m) => m.parent !== null && ticketOf.has(m.messageId));
-  const threadedReplies = replies.filter((m) => ticketOf.get(m.messageId) === ticketOf.get(mails[m.parent!]!.messageId)).length;
-  return {
-    finished,
-    articleLatency,
-    ackLatency,
-    completedAt,
-    tickets: await Ticket.countDocuments({}),
-    articles: articles.length,
-    threadedReplies,
-    replies: replies.length,
-    quarantined: await Inbox.countDocuments({ state: { $ne: 'done' } }),
-    acks: queued.filter((o) => o.kind === 'ack').length,
-    notifications: queued.filter((o) => o.kind.startsWith('notify')).length,
-  };
 }
 
 async function main(): Promise<void> {
-  const count = countFromArgs();
-  const deadlineMinutes = Number(flag('deadline-minutes') ?? process.env.BENCH_DEADLINE_MINUTES ?? 30);
+  const count = positive('count', flag('count') ?? process.env.BENCH_COUNT, 500);
+  const deadlineMinutes = positive('deadline-minutes', flag('deadline-minutes') ?? process.env.BENCH_DEADLINE_MINUTES, 3, false);
+  const singlesCount = positive('singles', flag('singles'), 20);
   const profiling = process.argv.includes('--profile') || process.env.BENCH_PROFILE === '1';
+  let choices: EngineChoice[];
+  try {
+    choices = enginesFromEnv();
+  } catch (err) {
+    if (!(err instanceof EngineChoiceError)) throw err;
+    process.stderr.write(`bench:ingest: ${err.message}\n`);
+    process.exit(2);
+  }
+
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-'));
-  const cleanups: (() => Promise<void>)[] = [async () => rmSync(workDir, { recursive: true, force: true })];
+  const cleanups = new Set<() => Promise<void>>();
+  const onExit = (fn: () => Promise<void>) => {
+    let once: Promise<void> | undefined;
+    const run = () => (once ??= fn().finally(() => cleanups.delete(run)));
+    cleanups.add(run);
+    return run;
+  };
   const cleanup = async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => process.stderr.write(`cleanup: ${String(err)}\n`));
+    for (const fn of [...cleanups].reverse()) await fn().catch((err) => process.stderr.write(`cleanup: ${String(err)}\n`));
+    rmSync(workDir, { recursive: true, force: true });
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
@@ -258,92 +145,51 @@ async function main(): Promise<void> {
     });
   }
 
+  let failed = false;
   try {
-    process.stdout.write(`helpgate ingest benchmark: ${count} mails, ${CONNECTIONS} SMTP connections, node ${process.version}, ${os.cpus().length} CPUs\n`);
+    process.stdout.write(
+      `helpgate ingest benchmark: ${count} mails, ${CONNECTIONS} SMTP connections, engines: ${choices.map((c) => c.name).join(', ')}; node ${process.version}, ${os.cpus().length} CPUs\n`,
+    );
     const built = nowMs();
-    // BENCH_REPLY_SHARE=0: every mail opens a ticket (writes per new-ticket mail).
-    const replyShare = process.env.BENCH_REPLY_SHARE === undefined ? undefined : Number(process.env.BENCH_REPLY_SHARE);
-    const mails = await buildCorpus({ count, helpdesk: HELPDESK, ...(replyShare === undefined ? {} : { replyShare }) });
+    const mails = await buildCorpus({ count, helpdesk: HELPDESK });
     const charsets = new Map<string, number>();
     for (const m of mails) charsets.set(m.charset, (charsets.get(m.charset) ?? 0) + 1);
-    const totalBytes = mails.reduce((s, m) => s + m.size, 0);
+    const megabytes = mails.reduce((s, m) => s + m.size, 0) / 1024 / 1024;
     process.stdout.write(
-      `corpus: ${mails.length} mails, ${(totalBytes / 1024 / 1024).toFixed(1)} MB, ${mails.filter((m) => m.attachmentBytes).length} with a 200 KB attachment, ` +
+      `corpus: ${mails.length} mails, ${megabytes.toFixed(1)} MB, ${mails.filter((m) => m.attachmentBytes).length} with a 200 KB attachment, ` +
         `${mails.filter((m) => m.parent !== null).length} replies (References/In-Reply-To only); subjects: ${[...charsets].map(([c, k]) => `${c} ${k}`).join(', ')} ` +
-        `(built in ${((nowMs() - built) / 1000).toFixed(1)} s)\n\n`,
+        `(built in ${((nowMs() - built) / 1000).toFixed(1)} s)\n`,
     );
 
-    // (a) the ceiling
-    const ceiling = await sinkServer(true);
-    cleanups.push(ceiling.close);
-    process.stdout.write('(a) bare smtp-server + mailparser …\n');
-    const a = await deliverAll(ceiling.port, mails, HELPDESK, CONNECTIONS);
-    await ceiling.close();
-    const aRate = rate(mails.length, a.finishedAt - a.startedAt);
-    const aLat = dataToReply(a);
-    const aRss = peakRssMb();
+    const ceiling = await measureCeiling(mails);
+    process.stdout.write(
+      `\nceiling (bare smtp-server + mailparser): ${ceiling.rate.toFixed(1)} msgs/s (${ceiling.seconds.toFixed(1)} s); end of DATA → 250 p50 / p99 ${ceiling.replyP50.toFixed(1)} / ${ceiling.replyP99.toFixed(1)} ms\n`,
+    );
 
-    // (b) helpgate
-    const relay = await sinkServer(false);
-    cleanups.push(relay.close);
-    const config = loadConfig({
-      HELPGATE_DATA_DIR: path.join(workDir, 'data'),
-      SMTP_HOST: '127.0.0.1',
-      SMTP_PORT: '0',
-      // Every mail is to become a ticket: an open helpdesk, not the hold-until-sign-in rule.
-      UNBOUND_SENDERS: 'accept',
-      OUTBOUND_SMTP_URL: `smtp://127.0.0.1:${relay.port}`,
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
-      ...(process.env.INGEST_CONCURRENCY ? { INGEST_CONCURRENCY: process.env.INGEST_CONCURRENCY } : {}),
-    });
-    // Always counted (cheap); the per-command table is printed with --profile.
+    // Installed before any helpgate connects: the driver's command monitoring must be on from the start.
     const profile = DbProfile.install();
-    const startedDb = nowMs();
-    const hg = await startHelpgate(config, { log: createLogger(config.logLevel), portal: false });
-    cleanups.push(() => hg.stop());
-    const engine = await engineDescription(hg);
-    process.stdout.write(`(b) helpgate pipeline: ${engine}, started in ${((nowMs() - startedDb) / 1000).toFixed(1)} s, INGEST_CONCURRENCY=${config.ingest.concurrency} …\n`);
-    const ingestSteps = countIngestSteps(hg);
-    const b = await deliverAll(hg.smtp.port, mails, HELPDESK, CONNECTIONS);
-    const refused = b.deliveries.filter((d) => d.code !== 250).length;
-    const bIntakeRate = rate(mails.length - refused, b.finishedAt - b.startedAt);
-    const bLat = dataToReply(b);
-    const p = await waitForPipeline(hg, mails, b, ingestSteps, b.startedAt + deadlineMinutes * 60_000);
-    const bRate = rate(p.articles, p.completedAt - b.startedAt);
-    const relayed = relay.received();
-    const children = childPeakRss();
-    const bRss = peakRssMb();
-    const writesPerMail = profile.writes() / mails.length;
-    const writeCeiling = await durableWriteCeiling(hg);
-
-    const ratio = bRate / aRate;
-    const lines = [
-      '',
-      'results',
-      `  database engine                         ${engine}`,
-      `  (a) ceiling   throughput                ${aRate.toFixed(1)} msgs/s  (${((a.finishedAt - a.startedAt) / 1000).toFixed(1)} s)`,
-      `  (b) helpgate  SMTP intake throughput    ${bIntakeRate.toFixed(1)} msgs/s  (${((b.finishedAt - b.startedAt) / 1000).toFixed(1)} s to the last 250)`,
-      p.finished
-        ? `  (b) helpgate  pipeline throughput       ${bRate.toFixed(1)} msgs/s  (${((p.completedAt - b.startedAt) / 1000).toFixed(1)} s until every article and automatic mail existed)`
-        : `  (b) helpgate  pipeline throughput       ${bRate.toFixed(1)} msgs/s  (NOT FINISHED: ${p.articles}/${mails.length} articles after the ${deadlineMinutes} min deadline)`,
-      `  ratio b/a (pipeline)                    ${ratio.toFixed(3)}   target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'MET' : 'NOT MET'}`,
-      `  ratio b/a (SMTP intake only)            ${(bIntakeRate / aRate).toFixed(3)}`,
-      `  end of DATA → 250, p50 / p99   (a)      ${ms(percentile(aLat, 50))} / ${ms(percentile(aLat, 99))}`,
-      `  end of DATA → 250, p50 / p99   (b)      ${ms(percentile(bLat, 50))} / ${ms(percentile(bLat, 99))}`,
-      `  250 → article stored, p50 / p99         ${ms(percentile(p.articleLatency, 50))} / ${ms(percentile(p.articleLatency, 99))}`,
-      `  250 → acknowledgement queued, p50 / p99 ${ms(percentile(p.ackLatency, 50))} / ${ms(percentile(p.ackLatency, 99))}`,
-      `  outcome: ${p.articles} articles in ${p.tickets} tickets; ${p.threadedReplies}/${p.replies} replies threaded by References; ` +
-        `${p.acks} acknowledgements and ${p.notifications} notifications queued (${relayed} already relayed); ${refused} refused at DATA; ${p.quarantined} not ingested`,
-      `  (c) database: durable single-document writes, 8 concurrent: ${writeCeiling.toFixed(0)} writes/s; helpgate sent ${writesPerMail.toFixed(1)} writes per mail ` +
-        `(intake, ingest and delivery of its automatic mails) → bound ≈ ${(writeCeiling / writesPerMail).toFixed(1)} msgs/s`,
-      `  peak RSS of this process                ${aRss.toFixed(0)} MB after (a), ${bRss.toFixed(0)} MB after (b) (client, servers and helpgate share it)`,
-      ...children.map((c) => `  peak RSS of child ${c.name.padEnd(21)} ${c.mb.toFixed(0)} MB`),
-      ...(profiling ? ['', `database commands of helpgate's connection (top by total time; /msg = per mail sent in)`, ...profile.report(mails.length)] : []),
-    ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    const singles = mails.filter((m) => m.parent === null).slice(0, singlesCount);
+    const options: RunOptions = { mails, singles, deadlineMinutes, profileRows: profiling ? 20 : 0, toolsDir: loadConfig({ HELPGATE_TOOLS_DIR: process.env.HELPGATE_TOOLS_DIR }).toolsDir, workDir, profile, onExit };
+    const results: (EngineResult | EngineFailure)[] = [];
+    for (const choice of choices) {
+      try {
+        const result = await runEngine(choice, options);
+        results.push(result);
+        process.stdout.write(`${engineDetails(result, ceiling, count, deadlineMinutes).join('\n')}\n`);
+      } catch (err) {
+        // One engine that cannot run does not hide the others' figures; the exit code says it.
+        failed = true;
+        const error = err instanceof Error ? err.message : String(err);
+        results.push({ name: choice.name, error });
+        const detail = err instanceof Error && !(err instanceof EngineChoiceError) ? (err.stack ?? error) : error;
+        process.stderr.write(`bench:ingest: ${choice.name}: ${detail}\n`);
+      }
+    }
+    process.stdout.write(`\n${summaryTable(results, ceiling).join('\n')}\n`);
   } finally {
     await cleanup();
   }
+  if (failed) process.exit(1);
 }
 
 main().then(

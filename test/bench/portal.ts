@@ -2,13 +2,17 @@
  * `npm run bench:portal`: how fast the portal answers with a large database.
  *
  * Seeds 100,000 tickets (--tickets N), each with its opening message, of which one person owns
- * 1,000 (--own N), the rest owned by 5,000 others; one of the person's tickets has 50 articles. Then, against helpgate's
- * real portal over HTTP with a real session, it measures the ticket list, a search and the
- * ticket page with 50 articles: a warm-up, then a fixed number of requests each (--requests N,
- * default 200), one at a time, within a time budget per page (--budget-seconds, default 180, but
- * at least 5 requests),
- * and prints p50 / p95 / p99 with the database engine. The target
- * is p95 < 50 ms on this machine; it prints whether it was met and never fails on a figure.
+ * 1,000 (--own N), the rest owned by 5,000 others; one of the person's tickets has 50 articles,
+ * written last. Seeding goes straight to the collections in batches (insertMany), not through
+ * the domain, so that a large history takes minutes, not hours. Then, against helpgate's real
+ * portal over HTTP with a real session, it measures the ticket list, a search and the ticket
+ * page with 50 articles: a warm-up, then a fixed number of requests each (--requests N, default
+ * 200), one at a time, within a time budget per page (--budget-seconds, default 180, but at
+ * least 5 requests), and prints p50 / p95 / p99 with the database engine. The target is
+ * p95 < 300 ms; it prints whether it was met and never fails on a figure.
+ *
+ * The engine is chosen as for bench:ingest (engines.ts): MONGODB_URI (a database of its own,
+ * dropped afterwards), else HELPGATE_ENGINE, else the embedded default.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -20,9 +24,10 @@ import { currentAup } from '../../src/domain/identity/users.ts';
 import { newSessionId, saveSession } from '../../src/domain/portal/sessions.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startHelpgate, type Helpgate } from '../../src/main.ts';
+import { EngineChoiceError, enginesFromEnv, startEngine, type BenchDatabase, type EngineChoice } from './engines.ts';
 import { nowMs, percentile } from './smtp-load.ts';
 
-const TARGET_P95_MS = 50;
+const TARGET_P95_MS = 300;
 const MIN_MEASURED = 5;
 
 function option(name: string, fallback: number): number {
@@ -40,11 +45,18 @@ const SUB = `${'ab'.repeat(20)}@lifescience-ri.eu`;
 const WORDS = ['upload', 'dicom', 'catalogue', 'search', 'dataset', 'access', 'node', 'etl', 'dashboard', 'token', 'series', 'timeout', 'error', 'federated', 'query'];
 const subjectFor = (n: number) => `${WORDS[n % WORDS.length]} ${WORDS[(n * 7) % WORDS.length]} problem ${n}`;
 
-async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTicket: number }> {
+/**
+ * Writes the history straight into the collections the portal reads. One batch is in flight
+ * while the next is built, its collections written in parallel: the engine, not this loop,
+ * sets the pace. Returns the ticket of the 50-article page and how many documents were written.
+ */
+async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTicket: number; documents: number }> {
   const { Ticket, TicketList, Article, User } = hg.store.models;
   const now = Date.now();
   const lists = new Map<string, Record<string, unknown>>();
   const batch = 2000;
+  let documents = 0;
+  let inFlight: Promise<unknown> = Promise.resolve();
   for (let start = 0; start < total; start += batch) {
     const tickets = [];
     const firstArticles = [];
@@ -62,12 +74,18 @@ async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTic
       list[String(number)] = { number, subject, state: i % 3 ? 'open' : 'solved', su: 'first-line', priority: 'less urgent', createdAt: at, updatedAt: at, text: `${subject} the upload of series ${number} fails with a timeout`.toLowerCase() };
       lists.set(ownerSub, list);
     }
-    await Ticket.collection.insertMany(tickets as never[], { ordered: false });
-    await Article.collection.insertMany(firstArticles as never[], { ordered: false });
-    if ((start + batch) % 20_000 === 0 || start + batch >= total) process.stdout.write(`  seeded ${Math.min(total, start + batch)}/${total} tickets\n`);
+    await inFlight;
+    if (start % 20_000 === 0 && start > 0) process.stdout.write(`  seeded ${start}/${total} tickets\n`);
+    inFlight = Promise.all([
+      Ticket.collection.insertMany(tickets as never[], { ordered: false }),
+      Article.collection.insertMany(firstArticles as never[], { ordered: false }),
+    ]);
+    documents += tickets.length + firstArticles.length;
   }
+  await inFlight;
   const listDocs = [...lists].map(([_id, tickets]) => ({ _id, tickets }));
   for (let i = 0; i < listDocs.length; i += 500) await TicketList.collection.insertMany(listDocs.slice(i, i + 500) as never[], { ordered: false });
+  documents += listDocs.length;
   const pageTicket = 100001 + own - 1;
   const ticketId = idFor('ticket', `bench:${pageTicket}`);
   const articles = Array.from({ length: 49 }, (_, j) => j + 1).map((k) => ({
@@ -90,9 +108,10 @@ async function seed(hg: Helpgate, total: number, own: number): Promise<{ pageTic
     updatedAt: new Date(now - (50 - k) * 60_000),
   }));
   await Article.collection.insertMany(articles as never[]);
+  documents += articles.length;
   const aup = currentAup(hg.ctx);
   await User.collection.insertOne({ _id: SUB, name: 'Bench Researcher', givenName: 'Bench', familyName: 'Researcher', email: 'researcher@university.example', emailVerified: true, entitlements: [hg.config.requiredEntitlement ?? ''], affiliations: [], homeOrganization: null, addresses: [{ address: 'researcher@university.example', boundAt: new Date(), via: 'verified-claim' }], consents: [{ version: aup.version, at: new Date(), ip: '127.0.0.1' }], lastSignInAt: new Date(), createdAt: new Date(), updatedAt: new Date() } as never);
-  return { pageTicket };
+  return { pageTicket, documents };
 }
 
 interface Measured {
@@ -137,17 +156,46 @@ async function main(): Promise<void> {
   const own = Math.min(total, option('own', 1000));
   const requests = option('requests', 200);
   const budgetSeconds = option('budget-seconds', 180);
+  let choice: EngineChoice;
+  try {
+    choice = enginesFromEnv()[0]!;
+  } catch (err) {
+    if (!(err instanceof EngineChoiceError)) throw err;
+    process.stderr.write(`bench:portal: ${err.message}\n`);
+    process.exit(2);
+  }
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-portal-'));
-  const config = loadConfig({ HELPGATE_DATA_DIR: path.join(workDir, 'data'), SMTP_HOST: '127.0.0.1', SMTP_PORT: '0', HTTP_PORT: '0', DEV_AAI_PORT: '0', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error' });
+  const config = loadConfig({
+    HELPGATE_DATA_DIR: path.join(workDir, 'data'),
+    HELPGATE_TOOLS_DIR: process.env.HELPGATE_TOOLS_DIR,
+    SMTP_HOST: '127.0.0.1',
+    SMTP_PORT: '0',
+    HTTP_PORT: '0',
+    DEV_AAI_PORT: '0',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
+  });
+  let db: BenchDatabase | null = null;
   let hg: Helpgate | null = null;
+  const cleanup = async () => {
+    await hg?.stop();
+    await db?.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal}: cleaning up…\n`);
+      void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   try {
     process.stdout.write(`helpgate portal benchmark: ${total} tickets, ${own} of them one person's, ${requests} requests per page, node ${process.version}, ${os.cpus().length} CPUs\n`);
-    hg = await startHelpgate(config, { log: createLogger(config.logLevel) });
-    const info = (await hg.store.conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
-    const engine = info.ferretdbVersion ? `FerretDB ${info.ferretdbVersion} (SQLite backend)` : `MongoDB ${info.version}`;
+    db = await startEngine(choice, path.join(workDir, 'database'), config.toolsDir);
+    process.stdout.write(`  database: [${db.name}] ${db.label}\n`);
+    hg = await startHelpgate(config, { log: createLogger(config.logLevel), database: db.server, dbName: db.dbName('portal') });
     const seeded = nowMs();
-    const { pageTicket } = await seed(hg, total, own);
-    process.stdout.write(`  seeding took ${((nowMs() - seeded) / 1000).toFixed(1)} s\n`);
+    const { pageTicket, documents } = await seed(hg, total, own);
+    const seconds = (nowMs() - seeded) / 1000;
+    process.stdout.write(`  seeded ${documents} documents in ${seconds.toFixed(1)} s (${(documents / seconds).toFixed(0)} documents/s)\n`);
     const sid = newSessionId();
     await saveSession(hg.ctx, sid, { sub: SUB, consented: currentAup(hg.ctx).version }, 3600_000);
     const cookie = `hg_session=${sid}`;
@@ -157,21 +205,21 @@ async function main(): Promise<void> {
       ['search "timeout" in number, subject, text', `${base}/?q=timeout`, 'ticket'],
       ['ticket page with 50 articles', `${base}/tickets/${pageTicket}`, `CIE#${pageTicket}`],
     ] as const;
-    const lines = ['', 'results', `  database engine   ${engine}`];
+    const lines = ['', 'results', `  database engine   [${db.name}] ${db.label}, ${documents} documents`];
     for (const [name, url, expect] of cases) {
       const m = await measure(url, cookie, 20, requests, expect, budgetSeconds * 1000);
       const p95 = m.times.length ? percentile(m.times, 95) : Number.POSITIVE_INFINITY;
       const fmt = (p: number) => (m.times.length ? percentile(m.times, p).toFixed(1) : 'n/a').padStart(7);
+      const verdict = m.failures.length ? 'NOT MET (failed requests)' : p95 < TARGET_P95_MS ? 'MET' : `NOT MET by ${(p95 - TARGET_P95_MS).toFixed(0)} ms (${(p95 / TARGET_P95_MS).toFixed(1)}×)`;
       lines.push(
         `  ${name.padEnd(44)} p50 ${fmt(50)} ms   p95 ${fmt(95)} ms   p99 ${fmt(99)} ms   (${m.times.length} ok` +
           `${m.failures.length ? `, ${m.failures.length} failed: ${[...new Set(m.failures)].slice(0, 2).join('; ')}` : ''}` +
-          `${m.skipped ? `, ${m.skipped} not made within the ${budgetSeconds} s budget` : ''})   target p95 < ${TARGET_P95_MS} ms: ${p95 < TARGET_P95_MS && !m.failures.length ? 'MET' : 'NOT MET'}`,
+          `${m.skipped ? `, ${m.skipped} not made within the ${budgetSeconds} s budget` : ''})   target p95 < ${TARGET_P95_MS} ms: ${verdict}`,
       );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    await hg?.stop();
-    rmSync(workDir, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

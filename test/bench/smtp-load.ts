@@ -27,7 +27,7 @@ export interface LoadResult {
  * so that the time from the end of DATA to the server's reply can be taken exactly, without
  * the envelope round trips or a pool's queueing in it.
  */
-class Connection {
+export class Connection {
   private buffer = '';
   private lines: string[] = [];
   private waiter: (() => void) | null = null;
