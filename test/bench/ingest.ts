@@ -146,7 +146,8 @@ async function durableWriteCeiling(hg: Helpgate): Promise<number> {
 async function engineDescription(hg: Helpgate): Promise<string> {
   try {
     const info = (await hg.store.conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
-    if (hg.database.engine === 'ferretdb' || info.ferretdbVersion) return `FerretDB ${info.ferretdbVersion ?? '?'} (SQLite backend; reports MongoDB ${info.version ?? '?'})`;
+    if (hg.database.engine === 'postgresql' || hg.database.engine === 'sqlite') return `${hg.database.label} (reports MongoDB ${info.version ?? '?'})`;
+    if (info.ferretdbVersion) return `FerretDB ${info.ferretdbVersion} (reports MongoDB ${info.version ?? '?'})`;
     return `${hg.database.engine === 'external' ? 'MongoDB (external)' : 'mongod'} ${info.version ?? '?'}`;
   } catch {
     return hg.database.engine;
