@@ -127,18 +127,21 @@ export function postgresArgs(clusterDir: string, pgPort: number): string[] {
   ];
 }
 
-/** Ready when postmaster.pid says so (it says "ready" after crash recovery) and the port answers. */
-export async function waitForPostgres(clusterDir: string, pgPort: number, stillRunning: () => boolean, output: () => string): Promise<void> {
+/**
+ * Ready when postmaster.pid is this postgres's (not one left by a killed predecessor) and says
+ * "ready" (it does after crash recovery), and the port answers.
+ */
+export async function waitForPostgres(clusterDir: string, pgPort: number, pid: number, stillRunning: () => boolean, output: () => string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (!stillRunning()) throw new NoDatabaseError(`postgres exited: ${output().slice(-1500)}`);
-    let status = '';
+    let lines: string[] = [];
     try {
-      status = readFileSync(path.join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[7]?.trim() ?? '';
+      lines = readFileSync(path.join(clusterDir, 'postmaster.pid'), 'utf8').split('\n');
     } catch {
       // not written yet
     }
-    if (status === 'ready' && (await canConnect(pgPort))) return;
+    if (lines[0] === String(pid) && lines[7]?.trim() === 'ready' && (await canConnect(pgPort))) return;
     await pause(30);
   }
   throw new NoDatabaseError(`postgres did not become ready on 127.0.0.1:${pgPort} within 60 s: ${output().slice(-1500)}`);

@@ -97,13 +97,13 @@ export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseSer
               cwd: clusterDir,
               ...(account ? { uid: account.uid, gid: account.gid } : {}),
             });
-            await ready(child, () => waitForPostgres(clusterDir, pgPort, () => child.running, child.output));
+            await ready(child, () => waitForPostgres(clusterDir, pgPort, child.pid, () => child.running, child.output));
             return child;
           },
         });
         const stateDir = path.join(dataDir, 'ferretdb-state');
         mkdirSync(stateDir, { recursive: true });
-        const pgUrl = `postgres://${PG_ROLE}@127.0.0.1:${pgPort}/postgres?pool_max_conns=${FERRETDB_PG_POOL}`;
+        const pgUrl = `postgres://${PG_ROLE}@127.0.0.1:${pgPort}/postgres?sslmode=disable&pool_max_conns=${FERRETDB_PG_POOL}`;
         await supervisor.add(listening('ferretdb', ferretdb, ['--handler=postgresql', `--postgresql-url=${pgUrl}`, `--state-dir=${stateDir}`, ...common], record.port, { stopSignal: 'TERM' }));
       } else {
         label = `FerretDB ${FERRETDB_VERSION.replace(/^v/, '')} on SQLite`;
