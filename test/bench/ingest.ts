@@ -16,7 +16,7 @@
  * default 30): stop waiting for the pipeline then and print figures for the work done;
  * --profile (BENCH_PROFILE=1): count and time helpgate's database commands by kind.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -254,6 +254,8 @@ async function main(): Promise<void> {
   const deadlineMinutes = Number(flag('deadline-minutes') ?? process.env.BENCH_DEADLINE_MINUTES ?? 30);
   const profiling = process.argv.includes('--profile') || process.env.BENCH_PROFILE === '1';
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-'));
+  // Searchable by others: a root run starts PostgreSQL as `nobody`, which must reach its cluster in here.
+  chmodSync(workDir, 0o711);
   const cleanups: (() => Promise<void>)[] = [async () => rmSync(workDir, { recursive: true, force: true })];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => process.stderr.write(`cleanup: ${String(err)}\n`));

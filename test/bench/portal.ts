@@ -10,7 +10,7 @@
  * and prints p50 / p95 / p99 with the database engine. The target
  * is p95 < 50 ms on this machine; it prints whether it was met and never fails on a figure.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Types } from 'mongoose';
@@ -147,13 +147,15 @@ async function main(): Promise<void> {
   const requests = option('requests', 200);
   const budgetSeconds = option('budget-seconds', 180);
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-portal-'));
+  // Searchable by others: a root run starts PostgreSQL as `nobody`, which must reach its cluster in here.
+  chmodSync(workDir, 0o711);
   const config = loadConfig({ HELPGATE_DATA_DIR: path.join(workDir, 'data'), SMTP_HOST: '127.0.0.1', SMTP_PORT: '0', HTTP_PORT: '0', DEV_AAI_PORT: '0', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error' });
   let hg: Helpgate | null = null;
   try {
     process.stdout.write(`helpgate portal benchmark: ${total} tickets, ${own} of them one person's, ${requests} requests per page, node ${process.version}, ${os.cpus().length} CPUs\n`);
     hg = await startHelpgate(config, { log: createLogger(config.logLevel) });
     const info = (await hg.store.conn.db!.admin().command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
-    const engine = info.ferretdbVersion ? `FerretDB ${info.ferretdbVersion} (SQLite backend)` : `MongoDB ${info.version}`;
+    const engine = info.ferretdbVersion ? hg.database.label : `MongoDB ${info.version}`;
     const seeded = nowMs();
     const { pageTicket } = await seed(hg, total, own);
     process.stdout.write(`  seeding took ${((nowMs() - seeded) / 1000).toFixed(1)} s\n`);
