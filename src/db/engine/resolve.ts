@@ -140,6 +140,8 @@ function listening(name: string, command: string, args: string[], port: number, 
     name,
     stopSignal: tether.stopSignal === 'INT' ? 'SIGINT' : 'SIGTERM',
     start: async () => {
+      // Taken already: "accepts connections" below would then prove nothing about our child.
+      if (await canConnect(port)) throw new NoDatabaseError(`${name} cannot listen on 127.0.0.1:${port}: another program has it`);
       const child = await spawnTethered(name, command, args, tether);
       await ready(child, async () => {
         const deadline = Date.now() + 60_000;
