@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import test from 'ava';
 import { tempDataDir } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
@@ -45,6 +45,59 @@ test('helpgate killed with SIGKILL leaves no engine process running, and the nex
   const status = await runCli(['status'], { env: { HELPGATE_DATA_DIR: dataDir } });
   t.is(status.code, 0, status.stderr);
   t.regex(status.stdout, new RegExp(`engine\\s+FerretDB .* \\(run by helpgate process ${second.pid}\\)`));
+});
+
+/** Child processes of `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  return processesUsingAny().filter((p) => p.ppid === pid).map((p) => p.pid);
+}
+
+function processesUsingAny(): { pid: number; ppid: number }[] {
+  const out: { pid: number; ppid: number }[] = [];
+  for (const name of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      out.push({ pid: Number(name), ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+test('engine processes left running by a dead owner (their tether cut) are stopped by the next start, through the lock file', async (t) => {
+  t.timeout(120_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-orphans-');
+  const first = embeddedHelpgate(dataDir);
+  t.teardown(() => first.kill('SIGKILL'));
+  await first.start();
+  const engines = readLock(dataDir)!.children;
+  // Cut the tethers (each wrapper and its pipe watcher), then kill helpgate: the engines run on.
+  for (const c of engines) {
+    for (const pid of childrenOf(c.wrapperPid).filter((p) => p !== c.pid)) process.kill(pid, 'SIGKILL');
+    process.kill(c.wrapperPid, 'SIGKILL');
+  }
+  await first.kill('SIGKILL');
+  t.true(
+    engines.every((c) => isRunning(c.pid)),
+    'the engines outlived their owner',
+  );
+
+  const second = embeddedHelpgate(dataDir);
+  t.teardown(async () => {
+    await second.kill('SIGKILL');
+    for (const c of engines) if (isRunning(c.pid)) process.kill(c.pid, 'SIGKILL');
+    cleanup();
+  });
+  const client = smtpClient(await second.start());
+  t.teardown(() => client.close());
+  t.deepEqual(
+    engines.filter((c) => isRunning(c.pid)).map((c) => c.name),
+    [],
+    'the orphans were stopped',
+  );
+  const info = await client.sendMail({ envelope: { from: 'pia@lock.example', to: [HELPDESK] }, raw: MAIL });
+  t.regex(info.response, /^250 /);
 });
 
 test('a second `helpgate serve` on the same data folder refuses, naming the process that has it', async (t) => {
