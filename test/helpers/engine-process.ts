@@ -32,10 +32,11 @@ export function processesUsing(dataDir: string): number[] {
   return pids;
 }
 
+/** Running: exists and is not a zombie (ended, not yet reaped by whoever adopted it). */
 export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    return /\) (\w)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] !== 'Z';
   } catch {
     return false;
   }

@@ -1,5 +1,6 @@
 import { linkSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { NoDatabaseError } from '../../errors/errors.ts';
 import { DataDirInUseError } from './errors.ts';
 import { removeQuietly, writeAtomically } from './data-dir.ts';
 import { pause } from './net.ts';
@@ -25,13 +26,29 @@ export interface LockContent {
 
 export const lockFile = (dataDir: string) => path.join(dataDir, 'helpgate.lock');
 
-/** Alive, also when it belongs to another user (EPERM: it exists, we may not signal it). */
+/**
+ * Alive, also when it belongs to another user (EPERM: it exists, we may not signal it); a
+ * zombie (exited, not yet reaped by its parent) is not.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc here: kill() said it exists
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // gone meanwhile: what we wanted
   }
 }
 
@@ -125,11 +142,12 @@ function stillOurs(pid: number, dataDir: string): boolean {
 export async function stopOrphans(children: readonly LockedChild[], dataDir: string): Promise<void> {
   for (const child of [...children].reverse()) {
     if (!stillOurs(child.pid, dataDir)) continue;
-    process.kill(child.pid, child.stopSignal);
+    signal(child.pid, child.stopSignal);
     const deadline = Date.now() + 15_000;
     while (isAlive(child.pid) && Date.now() < deadline) await pause(50);
-    if (isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
-    while (isAlive(child.pid)) await pause(50);
+    if (isAlive(child.pid)) signal(child.pid, 'SIGKILL');
+    while (isAlive(child.pid) && Date.now() < deadline + 5000) await pause(50);
+    if (isAlive(child.pid)) throw new NoDatabaseError(`${child.name} (pid ${child.pid}), left running by a previous helpgate on ${dataDir}, does not stop`);
   }
-  for (const child of children) if (stillOurs(child.wrapperPid, dataDir)) process.kill(child.wrapperPid, 'SIGKILL');
+  for (const child of children) if (stillOurs(child.wrapperPid, dataDir)) signal(child.wrapperPid, 'SIGKILL');
 }
