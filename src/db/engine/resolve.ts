@@ -51,9 +51,10 @@ function chooseEngine(dataDir: string, forced: EmbeddedEngine | undefined, pgBin
  */
 export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseServer> {
   if (opts.mongodbUri) {
-    const port = Number(new URL(opts.mongodbUri.replace(/^mongodb(\+srv)?:/, 'http:')).port || 27017);
-    const host = new URL(opts.mongodbUri.replace(/^mongodb(\+srv)?:/, 'http:')).hostname;
-    return { uri: opts.mongodbUri, engine: 'external', port, label: `MongoDB at ${host}:${port}`, stop: async () => {} };
+    // The hosts, without credentials; a replica set lists several ("a:27017,b:27017").
+    const hosts = /^mongodb(?:\+srv)?:\/\/(?:[^@/]*@)?([^/?]+)/.exec(opts.mongodbUri)?.[1] ?? '?';
+    const port = Number(/:(\d+)/.exec(hosts.split(',')[0]!)?.[1] ?? 27017);
+    return { uri: opts.mongodbUri, engine: 'external', port, label: `MongoDB at ${hosts}`, stop: async () => {} };
   }
   const log = opts.log ?? (() => {});
   const dataDir = path.resolve(opts.dataDir);
