@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
+import { projectRoot } from '../src/config/load.ts';
 import { tempDataDir } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
 import { embeddedHelpgate, isRunning, processesUsing, readLock } from './helpers/engine-process.ts';
@@ -45,6 +49,36 @@ test('helpgate killed with SIGKILL leaves no engine process running, and the nex
   const status = await runCli(['status'], { env: { HELPGATE_DATA_DIR: dataDir } });
   t.is(status.code, 0, status.stderr);
   t.regex(status.stdout, new RegExp(`engine\\s+FerretDB .* \\(run by helpgate process ${second.pid}\\)`));
+});
+
+test('a CLI command run as another user (as an MTA runs `helpgate ingest`) reaches the running helpgate, whose PID it may not signal', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.pass('needs root, to run the command as nobody');
+    return;
+  }
+  t.timeout(120_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-other-user-');
+  const helpgate = embeddedHelpgate(dataDir);
+  t.teardown(async () => {
+    await helpgate.kill('SIGKILL');
+    cleanup();
+  });
+  await helpgate.start();
+  const child = spawn(process.execPath, [path.join(projectRoot, 'src/cli/helpgate.mjs'), 'ingest'], {
+    cwd: os.tmpdir(),
+    uid: 65534,
+    gid: 65534,
+    env: { PATH: process.env.PATH ?? '', HOME: os.tmpdir(), HELPGATE_DATA_DIR: dataDir, LOG_LEVEL: 'silent', UNBOUND_SENDERS: 'accept' },
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(MAIL);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  t.is(code, 0, stderr);
+  const inbox = await runCli(['inbox', '--json'], { env: { HELPGATE_DATA_DIR: dataDir } });
+  t.is((JSON.parse(inbox.stdout) as unknown[]).length, 1, 'stored in the running instance, no second engine started');
+  t.is(readLock(dataDir)!.pid, helpgate.pid);
 });
 
 /** Child processes of `pid` (from /proc). */
