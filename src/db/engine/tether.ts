@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
 import { NoDatabaseError } from '../../errors/errors.ts';
 
 /**
@@ -69,7 +70,7 @@ export async function spawnTethered(name: string, command: string, args: string[
   const exited = new Promise<number>((resolve) => {
     child.once('close', (code, signal) => {
       running = false;
-      resolve(code ?? 128 + (signal ? 15 : 0));
+      resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
     });
   });
   const pid = await new Promise<number>((resolve, reject) => {
