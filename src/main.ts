@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot, type Config } from './config/load.ts';
 import { resolveDatabase, type DatabaseServer } from './db/embedded.ts';
@@ -52,18 +52,26 @@ export interface StartOptions {
   portal?: boolean;
 }
 
-/** Where a running `helpgate serve` tells the CLI which database it uses. */
-export function runtimeFile(config: Config): string {
-  return path.join(config.dataDir, 'helpgate.run.json');
-}
-
 /** Wires config → database → store → workers → SMTP listener. The only place that knows them all. */
 export async function startHelpgate(config: Config, opts: StartOptions = {}): Promise<Helpgate> {
   const log = opts.log ?? createLogger(config.logLevel);
   mkdirSync(config.dataDir, { recursive: true });
   const database =
     opts.database ??
-    (await resolveDatabase({ mongodbUri: config.mongodbUri, dataDir: config.dataDir, toolsDir: config.toolsDir, log: (line) => log.info(line) }));
+    (await resolveDatabase({
+      mongodbUri: config.mongodbUri,
+      dataDir: config.dataDir,
+      toolsDir: config.toolsDir,
+      engine: config.engine ?? undefined,
+      restartWithinMs: config.engineRestartSeconds * 1000,
+      log: (line) => log.warn({ component: 'database' }, line),
+      // A database that cannot be brought back: exit non-zero, so that a supervisor restarts
+      // helpgate (the engine's processes end with it, see db/engine/tether.ts).
+      onGiveUp: (err) => {
+        log.fatal({ component: 'database', err: err.message }, 'the database is down and could not be restarted: exiting');
+        process.exit(1);
+      },
+    }));
   const ownsDatabase = !opts.database;
   const store = await openStore(database.uri, { timeoutMs: config.mongodbTimeoutMs, ...(opts.dbName ? { dbName: opts.dbName } : {}) });
   const composer = new MailComposer(path.join(projectRoot, 'templates'));
@@ -173,9 +181,6 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     onError: (err) => log.error({ err: errorMessage(err) }, 'timers failed'),
   });
   timerLoop.start();
-  if (ownsDatabase && database.engine !== 'external') {
-    writeFileSync(runtimeFile(config), JSON.stringify({ pid: process.pid, uri: database.uri, engine: database.engine, smtpPort: address.port }));
-  }
 
   let stopped = false;
   return {
@@ -203,10 +208,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
       await intakeNotices.stop();
       await Promise.all([ingest.stop(), outbox.stop()]);
       await store.close();
-      if (ownsDatabase) {
-        rmSync(runtimeFile(config), { force: true });
-        await database.stop();
-      }
+      if (ownsDatabase) await database.stop();
     },
   };
 }

@@ -1,64 +1,73 @@
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/load.ts';
-import { resolveDatabase, type DatabaseServer } from '../db/embedded.ts';
+import { liveLock, NoRunningDatabaseError, resolveDatabase, type DatabaseServer, type Engine } from '../db/embedded.ts';
 import { openStore, type Store } from '../db/store.ts';
 import { createDomainContext, type DomainContext } from '../domain/context.ts';
 import { createLogger } from '../log/logger.ts';
 import { projectRoot } from '../config/load.ts';
 import { MailComposer } from '../mail/send/compose.ts';
-import { runtimeFile } from '../main.ts';
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** `--start-database`: a command may start the data folder's engine itself when no helpgate runs. */
+export const START_DATABASE_FLAG = '--start-database';
+const cliOptions = { startDatabase: false };
+
+export function allowStartingDatabase(): void {
+  cliOptions.startDatabase = true;
 }
 
 /**
- * The database for a CLI command: MONGODB_URI; else the one a running `helpgate serve`
- * uses (it writes its address to the data folder); else an embedded server started just for
- * this command on the same data folder.
+ * The database for a CLI command: MONGODB_URI; else the engine of the helpgate running on
+ * this data folder, at the address its lock file records (also when that helpgate runs as
+ * another user). With no running instance, the command fails saying so, unless it was given
+ * --start-database: then it starts the engine itself, under the same lock a `helpgate serve`
+ * takes, so the two can never run on the same files.
  */
 export async function cliDatabase(config: Config): Promise<DatabaseServer> {
-  if (!config.mongodbUri) {
-    const file = runtimeFile(config);
-    if (existsSync(file)) {
-      const info = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; uri: string; engine: 'mongod' | 'ferretdb' };
-      if (isAlive(info.pid)) {
-        const port = Number(new URL(info.uri.replace(/^mongodb:/, 'http:')).port);
-        return { uri: info.uri, engine: info.engine, port, stop: async () => {} };
-      }
-    }
+  if (config.mongodbUri) return resolveDatabase({ mongodbUri: config.mongodbUri, dataDir: config.dataDir, toolsDir: config.toolsDir });
+  const running = liveLock(config.dataDir);
+  if (running?.uri) {
+    const port = Number(new URL(running.uri.replace(/^mongodb:/, 'http:')).port);
+    return { uri: running.uri, engine: running.engine as Engine, port, label: `${running.label} (run by helpgate process ${running.pid})`, stop: async () => {} };
   }
-  return resolveDatabase({ mongodbUri: config.mongodbUri, dataDir: config.dataDir, toolsDir: config.toolsDir });
+  if (running) throw new NoRunningDatabaseError(`helpgate process ${running.pid} is starting the database of ${config.dataDir}; try again in a moment`);
+  if (!cliOptions.startDatabase) {
+    throw new NoRunningDatabaseError(
+      `no helpgate is running on the data folder ${config.dataDir} (and MONGODB_URI is not set): start it (\`helpgate serve\`), ` +
+        `or add ${START_DATABASE_FLAG} to let this command start the database itself`,
+    );
+  }
+  return resolveDatabase({ dataDir: config.dataDir, toolsDir: config.toolsDir, engine: config.engine ?? undefined });
 }
 
 export interface CliSession {
   store: Store;
   ctx: DomainContext;
+  database: DatabaseServer;
   close(): Promise<void>;
 }
 
-export async function openCliSession(config: Config): Promise<CliSession> {
-  const db = await cliDatabase(config);
+/** The database and the store, for commands that do not need the domain. */
+export async function openCliStore(config: Config): Promise<{ store: Store; database: DatabaseServer; close(): Promise<void> }> {
+  const database = await cliDatabase(config);
   let store: Store;
   try {
-    store = await openStore(db.uri, { timeoutMs: config.mongodbTimeoutMs });
+    store = await openStore(database.uri, { timeoutMs: config.mongodbTimeoutMs });
   } catch (err) {
-    await db.stop();
+    await database.stop();
     throw err;
   }
-  const ctx = createDomainContext({ store, config, log: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), composer: new MailComposer(path.join(projectRoot, 'templates')) });
   return {
     store,
-    ctx,
+    database,
     close: async () => {
       await store.close();
-      await db.stop();
+      await database.stop();
     },
   };
+}
+
+export async function openCliSession(config: Config): Promise<CliSession> {
+  const { store, database, close } = await openCliStore(config);
+  const ctx = createDomainContext({ store, config, log: createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), composer: new MailComposer(path.join(projectRoot, 'templates')) });
+  return { store, ctx, database, close };
 }

@@ -1,6 +1,8 @@
 import { loadConfig, type Config } from '../config/load.ts';
 import { ConfigError, HelpgateError, NoDatabaseError, StoreUnavailableError, errorMessage } from '../errors/errors.ts';
+import { allowStartingDatabase, START_DATABASE_FLAG } from './db-access.ts';
 import { devAaiCommand } from './commands/dev-aai.ts';
+import { exportCommand, importCommand } from './commands/dump.ts';
 import { ingestCommand, parseCommand } from './commands/mail.ts';
 import { inboxCommand, outboxCommand, ticketsCommand } from './commands/records.ts';
 import { serveCommand } from './commands/serve.ts';
@@ -18,12 +20,17 @@ const commands: Record<string, Command> = {
   outbox: outboxCommand,
   inbox: inboxCommand,
   status: statusCommand,
+  export: exportCommand,
+  import: importCommand,
   tools: toolsCommand,
   'dev-aai': devAaiCommand,
 };
 
 /** Commands that print records; each has done its work before it prints. */
 const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status']);
+
+/** Commands that use a database and may be allowed to start the data folder's engine. */
+const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import']);
 
 /**
  * `helpgate tickets list | head`: once the reader has what it wants it closes the pipe, and the
@@ -39,7 +46,15 @@ function stopQuietlyWhenReaderLeaves(): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [name, ...args] = argv;
+  const [name, ...given] = argv;
+  const args = given.filter((a) => a !== START_DATABASE_FLAG);
+  if (args.length !== given.length) {
+    if (!name || !DATABASE_COMMANDS.has(name)) {
+      process.stderr.write(`helpgate: ${START_DATABASE_FLAG} is for commands that use the database\n\n${USAGE}\n`);
+      return EX_USAGE;
+    }
+    allowStartingDatabase();
+  }
   if (name && PRINTERS.has(name)) stopQuietlyWhenReaderLeaves();
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(`${USAGE}\n`);

@@ -22,9 +22,15 @@ export const USAGE = `Usage: helpgate <command> [options]
   inbox retry ID              process a (quarantined) message again
   status [--json]             each intake (SMTP, mailboxes, pipe): state, last message,
                               backlog, last error
+  export > dump.jsonl         every collection as JSON lines (Extended JSON)
+  import < dump.jsonl         load such a dump into an empty database (to move engines)
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
   dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
                               and print its issuer and test users
+
+Commands that use the database reach the helpgate running on HELPGATE_DATA_DIR (or
+MONGODB_URI); with none running they fail (ingest: 75), unless given --start-database,
+which starts the data folder's engine for the command.
 
 Configuration comes from environment variables; see README.md.`;
 

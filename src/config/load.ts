@@ -24,6 +24,10 @@ export interface Config {
   readonly mongodbTimeoutMs: number;
   readonly dataDir: string;
   readonly toolsDir: string;
+  /** The embedded engine to use, when forced (HELPGATE_ENGINE); null = the default order. */
+  readonly engine: 'postgresql' | 'sqlite' | null;
+  /** Bound on bringing a dead engine process back (HELPGATE_ENGINE_RESTART_SECONDS). */
+  readonly engineRestartSeconds: number;
   readonly configFile: string;
   readonly smtp: { readonly host: string; readonly port: number };
   readonly helpdesk: { readonly address: string; readonly name: string; readonly domain: string };
@@ -101,6 +105,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mongodbTimeoutMs: e.MONGODB_TIMEOUT_MS,
     dataDir: path.resolve(e.HELPGATE_DATA_DIR),
     toolsDir: path.resolve(e.HELPGATE_TOOLS_DIR ?? path.join(projectRoot, '.tools')),
+    engine: e.HELPGATE_ENGINE ?? null,
+    engineRestartSeconds: e.HELPGATE_ENGINE_RESTART_SECONDS,
     configFile,
     smtp: { host: e.SMTP_HOST, port: e.SMTP_PORT },
     helpdesk: { address: e.HELPDESK_ADDRESS, name: e.HELPDESK_NAME, domain },

@@ -36,6 +36,10 @@ export const envSchema = z.object({
   MONGODB_URI: z.string().trim().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI').optional(),
   MONGODB_TIMEOUT_MS: positiveInt.default(5000),
   HELPGATE_DATA_DIR: z.string().trim().min(1).default('./data'),
+  /** Force the embedded engine instead of the order mongod → FerretDB on PostgreSQL → FerretDB on SQLite. */
+  HELPGATE_ENGINE: z.enum(['postgresql', 'sqlite'], { message: 'expected "postgresql" or "sqlite"' }).optional(),
+  /** How long a dead engine process may take to come back before helpgate exits (non-zero, for its supervisor). */
+  HELPGATE_ENGINE_RESTART_SECONDS: positiveInt.default(60),
   HELPGATE_TOOLS_DIR: z.string().trim().min(1).optional(),
   HELPGATE_CONFIG: z.string().trim().min(1).optional(),
   SMTP_HOST: z.string().trim().min(1).default('127.0.0.1'),

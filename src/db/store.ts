@@ -68,6 +68,8 @@ export async function openStore(uri: string, opts: StoreOptions = {}): Promise<S
     connectTimeoutMS: timeoutMs,
     socketTimeoutMS: Math.max(30_000, timeoutMs),
     heartbeatFrequencyMS: 2000,
+    // Set, not left to the driver's 100: the embedded FerretDB's PostgreSQL pool is sized above it (db/engine/postgres.ts).
+    maxPoolSize: 20,
     bufferCommands: false,
     autoIndex: false,
     autoCreate: false,

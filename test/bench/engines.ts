@@ -43,7 +43,7 @@ export async function startEngine(choice: EngineChoice, dataDir: string, toolsDi
     dataDir,
     toolsDir,
     ...(choice.name === 'external' ? { mongodbUri: choice.uri } : {}),
-    ...(choice.name !== 'external' && choice.name !== 'default' ? { engine: choice.name as Parameters<typeof resolveDatabase>[0]['engine'] } : {}),
+    ...(choice.name !== 'external' && choice.name !== 'default' ? { engine: choice.name } : {}),
   });
   const prefix = `helpgate_bench_${randomBytes(3).toString('hex')}`;
   const used: string[] = [];
@@ -56,7 +56,7 @@ export async function startEngine(choice: EngineChoice, dataDir: string, toolsDi
     }
   };
   try {
-    const label = await labelOf(server, choice.name);
+    const label = server.engine === 'external' ? `${server.label} (${await serverVersion(server.uri)})` : server.label;
     return {
       name: choice.name,
       label,
@@ -77,25 +77,11 @@ export async function startEngine(choice: EngineChoice, dataDir: string, toolsDi
   }
 }
 
-/**
- * Bridge to the resolver from before issue 11, which knows only 'mongod' | 'ferretdb' and gives
- * no label. It starts FerretDB on SQLite for any engine other than 'mongod', so 'sqlite' already
- * means what it says, and 'postgresql' does not exist there: refuse it instead of measuring SQLite
- * under that name. Once the resolver returns `label`, only its first line is needed.
- */
-async function labelOf(server: DatabaseServer, wanted: string): Promise<string> {
-  const label = (server as { label?: string }).label;
-  if (label) return label;
-  if (wanted === 'postgresql') throw new EngineChoiceError('this helpgate has no PostgreSQL engine yet (its resolver knows mongod and FerretDB on SQLite)');
-  const info = await buildInfo(server.uri);
-  if (info.ferretdbVersion) return `FerretDB ${info.ferretdbVersion} on SQLite`;
-  return `${server.engine === 'external' ? 'MongoDB (external)' : 'mongod'} ${info.version ?? '?'}`;
-}
-
-async function buildInfo(uri: string): Promise<{ version?: string; ferretdbVersion?: string }> {
+async function serverVersion(uri: string): Promise<string> {
   const client = await mongoose.mongo.MongoClient.connect(uri, { serverSelectionTimeoutMS: 10_000 });
   try {
-    return (await client.db('admin').command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
+    const info = (await client.db('admin').command({ buildInfo: 1 })) as { version?: string; ferretdbVersion?: string };
+    return info.ferretdbVersion ? `FerretDB ${info.ferretdbVersion}` : `MongoDB ${info.version ?? '?'}`;
   } finally {
     await client.close();
   }

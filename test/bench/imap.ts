@@ -14,7 +14,7 @@
  * the tests). Options: --count N (BENCH_COUNT, default 2000), --samples K (BENCH_SAMPLES,
  * default 200), --deadline-minutes M (BENCH_DEADLINE_MINUTES, default 30, per phase).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,6 +95,8 @@ async function main(): Promise<void> {
   const samples = option('samples', 'BENCH_SAMPLES', 200);
   const deadlineMs = option('deadline-minutes', 'BENCH_DEADLINE_MINUTES', 30) * 60_000;
   const work = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-imap-'));
+  // Searchable by others: a root run starts PostgreSQL as `nobody`, which must reach its cluster in here.
+  chmodSync(work, 0o711);
   const cleanups: (() => Promise<void>)[] = [async () => rmSync(work, { recursive: true, force: true })];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => process.stderr.write(`cleanup: ${String(err)}\n`));

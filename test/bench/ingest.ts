@@ -20,7 +20,7 @@
  * and send no more single mails after as long; --singles N (default 20): single mails timed; --profile (BENCH_PROFILE=1): the database
  * commands of each pipeline run by kind.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
@@ -127,6 +127,8 @@ async function main(): Promise<void> {
   }
 
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-'));
+  // Searchable by others: a root run starts PostgreSQL as `nobody`, which must reach its cluster in here.
+  chmodSync(workDir, 0o711);
   const cleanups = new Set<() => Promise<void>>();
   const onExit = (fn: () => Promise<void>) => {
     let once: Promise<void> | undefined;

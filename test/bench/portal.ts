@@ -14,7 +14,7 @@
  * The engine is chosen as for bench:ingest (engines.ts): MONGODB_URI (a database of its own,
  * dropped afterwards), else HELPGATE_ENGINE, else the embedded default.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Types } from 'mongoose';
@@ -165,6 +165,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-bench-portal-'));
+  // Searchable by others: a root run starts PostgreSQL as `nobody`, which must reach its cluster in here.
+  chmodSync(workDir, 0o711);
   const config = loadConfig({
     HELPGATE_DATA_DIR: path.join(workDir, 'data'),
     HELPGATE_TOOLS_DIR: process.env.HELPGATE_TOOLS_DIR,

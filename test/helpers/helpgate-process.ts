@@ -59,6 +59,11 @@ export class HelpgateProcess {
     return this.running ? this.child!.pid ?? 0 : 0;
   }
 
+  /** The exit code once it has exited by itself (null while running, or when killed by a signal). */
+  get exitCode(): number | null {
+    return this.child?.exitCode ?? null;
+  }
+
   get running(): boolean {
     return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
   }

@@ -5,7 +5,7 @@ import { stopOnSignal } from '../until-signal.ts';
 
 export function banner(hg: Helpgate): string {
   const c = hg.config;
-  const db = hg.database.engine === 'external' ? `MongoDB at ${redact(hg.database.uri)}` : `${hg.database.engine} (embedded) at ${hg.database.uri}, data in ${c.dataDir}`;
+  const db = hg.database.engine === 'external' ? `MongoDB at ${redact(hg.database.uri)}` : `${hg.database.label} (embedded) at ${hg.database.uri}, data in ${c.dataDir}`;
   const outbound = c.outboundSmtpUrl ? `relay ${redact(c.outboundSmtpUrl)}` : 'captured in the database (no OUTBOUND_SMTP_URL): `npx helpgate outbox`';
   const units = c.units.map((u) => `    ${u.entry ? '*' : ' '} ${u.key.padEnd(18)} ${u.name} <${u.address}> (${u.members.length} member${u.members.length === 1 ? '' : 's'})`);
   return [

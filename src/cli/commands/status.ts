@@ -25,7 +25,7 @@ export interface IntakeLine {
 /**
  * `helpgate status [--json]`: every intake (each SMTP listener, each configured mailbox, the
  * pipe) with its state, last message, backlog and last error, as the running processes record
- * them in `intakestatus`.
+ * them in `intakestatus`; first, the database engine.
  */
 export async function statusCommand(args: string[], config: Config): Promise<number> {
   const json = args.includes('--json');
@@ -72,10 +72,12 @@ export async function statusCommand(args: string[], config: Config): Promise<num
     lines.push(line('pipe', byId.get('pipe'), await pendingOf('pipe')));
     const ingestBacklog = await countQueued(session.store.models.InboxQueue);
 
+    const database = { engine: session.database.engine, label: session.database.label };
     if (json) {
-      process.stdout.write(`${JSON.stringify({ intakes: lines, ingestBacklog }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ database, intakes: lines, ingestBacklog }, null, 2)}\n`);
       return 0;
     }
+    process.stdout.write(`database\n  engine        ${database.label}\n`);
     for (const l of lines) {
       process.stdout.write(`${l.intake}\n`);
       process.stdout.write(`  state         ${l.state}${l.reporter ? `  (${l.reporter})` : ''}\n`);

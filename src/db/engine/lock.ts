@@ -1,0 +1,153 @@
+import { linkSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { NoDatabaseError } from '../../errors/errors.ts';
+import { DataDirInUseError } from './errors.ts';
+import { removeQuietly, writeAtomically } from './data-dir.ts';
+import { pause } from './net.ts';
+
+/** An engine process helpgate started, as the lock file lists it. */
+export interface LockedChild {
+  name: string;
+  pid: number;
+  wrapperPid: number;
+  stopSignal: 'SIGINT' | 'SIGTERM';
+}
+
+/** helpgate.lock: who runs this data folder's engine, where, and with which processes. */
+export interface LockContent {
+  pid: number;
+  /** The owner's start time (/proc), so that a PID reused by another program is not taken for the owner. */
+  startTicks: number | null;
+  engine: string;
+  label: string;
+  uri: string;
+  children: LockedChild[];
+}
+
+export const lockFile = (dataDir: string) => path.join(dataDir, 'helpgate.lock');
+
+/**
+ * Alive, also when it belongs to another user (EPERM: it exists, we may not signal it); a
+ * zombie (exited, not yet reaped by its parent) is not.
+ */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc here: kill() said it exists
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // gone meanwhile: what we wanted
+  }
+}
+
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+export function startTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[19]);
+  } catch {
+    return null; // no /proc here, or the process is gone
+  }
+}
+
+function readLock(dataDir: string): LockContent | null {
+  try {
+    return JSON.parse(readFileSync(lockFile(dataDir), 'utf8')) as LockContent;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function ownerAlive(lock: LockContent): boolean {
+  if (!isAlive(lock.pid)) return false;
+  const ticks = startTicks(lock.pid);
+  return lock.startTicks === null || ticks === null || ticks === lock.startTicks;
+}
+
+/** The lock of a live owner, if any: the running instance of this data folder. */
+export function liveLock(dataDir: string): LockContent | null {
+  const lock = readLock(dataDir);
+  return lock && ownerAlive(lock) ? lock : null;
+}
+
+export interface EngineLock {
+  update(change: Partial<Omit<LockContent, 'pid' | 'startTicks'>>): void;
+  release(): void;
+}
+
+/**
+ * Takes the data folder for this process. A live owner → DataDirInUseError. A dead owner's
+ * lock is taken over after stopping the engine processes it lists, if any still run.
+ */
+export async function acquireLock(dataDir: string): Promise<EngineLock> {
+  const file = lockFile(dataDir);
+  let content: LockContent = { pid: process.pid, startTicks: startTicks(process.pid), engine: '', label: '', uri: '', children: [] };
+  for (let attempt = 0; ; attempt++) {
+    const tmp = `${file}.new-${process.pid}`;
+    writeAtomically(tmp, JSON.stringify(content));
+    try {
+      linkSync(tmp, file); // atomic: fails if a lock exists, and the lock is never seen half-written
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw err;
+    } finally {
+      removeQuietly(tmp);
+    }
+    const held = readLock(dataDir);
+    if (!held) continue;
+    if (ownerAlive(held)) throw new DataDirInUseError(dataDir, held.pid);
+    await stopOrphans(held.children, dataDir);
+    removeQuietly(file);
+  }
+  const releaseOnExit = () => release();
+  const release = () => {
+    process.removeListener('exit', releaseOnExit);
+    if (readLock(dataDir)?.pid === process.pid) removeQuietly(file);
+  };
+  process.on('exit', releaseOnExit);
+  return {
+    update(change) {
+      content = { ...content, ...change };
+      writeAtomically(file, JSON.stringify(content));
+    },
+    release,
+  };
+}
+
+/** A listed process still running with this data folder on its command line (not a reused PID). */
+function stillOurs(pid: number, dataDir: string): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir);
+  } catch {
+    return false;
+  }
+}
+
+/** Stops what a dead owner left running: last started first, cleanly, then by force. */
+export async function stopOrphans(children: readonly LockedChild[], dataDir: string): Promise<void> {
+  for (const child of [...children].reverse()) {
+    if (!stillOurs(child.pid, dataDir)) continue;
+    signal(child.pid, child.stopSignal);
+    const deadline = Date.now() + 15_000;
+    while (isAlive(child.pid) && Date.now() < deadline) await pause(50);
+    if (isAlive(child.pid)) signal(child.pid, 'SIGKILL');
+    while (isAlive(child.pid) && Date.now() < deadline + 5000) await pause(50);
+    if (isAlive(child.pid)) throw new NoDatabaseError(`${child.name} (pid ${child.pid}), left running by a previous helpgate on ${dataDir}, does not stop`);
+  }
+  for (const child of children) if (stillOurs(child.wrapperPid, dataDir)) signal(child.wrapperPid, 'SIGKILL');
+}

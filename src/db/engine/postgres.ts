@@ -1,0 +1,148 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { NoDatabaseError } from '../../errors/errors.ts';
+import { canConnect, pause } from './net.ts';
+
+/** Above every client's connections: FerretDB's PostgreSQL pool, sized in its URL. */
+export const FERRETDB_PG_POOL = 200;
+/** PostgreSQL's own limit, above FerretDB's pool (plus superuser slots and maintenance). */
+const PG_MAX_CONNECTIONS = FERRETDB_PG_POOL + 20;
+/** The cluster's superuser, the role FerretDB connects as. */
+export const PG_ROLE = 'helpgate';
+
+/** Where PostgreSQL's server binaries are: on PATH, else the newest /usr/lib/postgresql/<N>/bin. */
+export function findPostgresBin(): string | null {
+  const hasBoth = (dir: string) => existsSync(path.join(dir, 'postgres')) && existsSync(path.join(dir, 'initdb'));
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && hasBoth(dir)) return dir;
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return null;
+  const versions = readdirSync(root)
+    .filter((v) => /^\d+(\.\d+)?$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
+  for (const v of versions) if (hasBoth(path.join(root, v, 'bin'))) return path.join(root, v, 'bin');
+  return null;
+}
+
+/** "PostgreSQL 15.18", from `postgres --version`. */
+export function postgresVersion(bin: string): string {
+  const out = spawnSync(path.join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  const m = /\(PostgreSQL\)\s+(\S+)/.exec(out);
+  return `PostgreSQL ${m?.[1] ?? '?'}`;
+}
+
+export interface Account {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+function accountNamed(name: string): Account | null {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [user, , uid, gid] = line.split(':');
+      if (user === name) return { name, uid: Number(uid), gid: Number(gid) };
+    }
+  } catch {
+    // no /etc/passwd: fall through
+  }
+  return null;
+}
+
+/**
+ * PostgreSQL refuses to run as root. A root helpgate runs it (and only it) as the owner of an
+ * existing cluster, else as `nobody`; anyone else runs it as themselves.
+ */
+export function postgresAccount(clusterDir: string): Account | null {
+  if (process.getuid?.() !== 0) return null;
+  if (existsSync(path.join(clusterDir, 'PG_VERSION'))) {
+    const st = statSync(clusterDir);
+    if (st.uid !== 0) return { uid: st.uid, gid: st.gid, name: `uid ${st.uid}` };
+  }
+  return accountNamed('nobody') ?? { uid: 65534, gid: 65534, name: 'nobody' };
+}
+
+/** Every folder above the cluster must be searchable by the account PostgreSQL runs as. */
+function checkReachable(clusterDir: string, account: Account): void {
+  for (let dir = path.dirname(clusterDir); ; dir = path.dirname(dir)) {
+    const st = statSync(dir);
+    const bit = st.uid === account.uid ? 0o100 : st.gid === account.gid ? 0o010 : 0o001;
+    if (!(st.mode & bit)) {
+      throw new NoDatabaseError(
+        `PostgreSQL refuses to run as root, so helpgate runs it as ${account.name}, who cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}). ` +
+          `Make that folder searchable (chmod o+x ${dir}), choose a HELPGATE_DATA_DIR below searchable folders (e.g. /var/lib/helpgate), ` +
+          'run helpgate as an ordinary user, or set HELPGATE_ENGINE=sqlite.',
+      );
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
+function run(bin: string, args: string[], account: Account | null, cwd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(account ? { uid: account.uid, gid: account.gid } : {}) });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new NoDatabaseError(`${path.basename(bin)} exited with code ${code}: ${out.slice(-1500)}`))));
+  });
+}
+
+/** Creates the cluster on first start (about half a second); checks it can be used on later ones. */
+export async function prepareCluster(bin: string, clusterDir: string, account: Account | null): Promise<void> {
+  if (account) checkReachable(clusterDir, account);
+  if (existsSync(path.join(clusterDir, 'PG_VERSION'))) {
+    const owner = statSync(clusterDir).uid;
+    const me = account?.uid ?? process.getuid?.();
+    if (me !== undefined && owner !== me) {
+      throw new NoDatabaseError(`the PostgreSQL cluster ${clusterDir} belongs to uid ${owner}: run helpgate as that user (or as root)`);
+    }
+    return;
+  }
+  // A folder without PG_VERSION is an interrupted first start: begin again.
+  rmSync(clusterDir, { recursive: true, force: true });
+  mkdirSync(clusterDir, { mode: 0o700 });
+  if (account) chownSync(clusterDir, account.uid, account.gid);
+  await run(path.join(bin, 'initdb'), ['-D', clusterDir, '-U', PG_ROLE, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-instructions'], account, clusterDir);
+  // Only this machine, and only through loopback or the socket inside the cluster folder.
+  const hba = path.join(clusterDir, 'pg_hba.conf');
+  writeFileSync(hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
+  if (account) chownSync(hba, account.uid, account.gid);
+}
+
+/** The postgres command line: settings passed here so that they hold whatever the conf file says. */
+export function postgresArgs(clusterDir: string, pgPort: number): string[] {
+  // A unix socket path longer than the kernel's limit (107 bytes) would stop PostgreSQL from starting.
+  const socketOk = path.join(clusterDir, `.s.PGSQL.${pgPort}`).length < 100;
+  return [
+    '-D', clusterDir,
+    '-c', 'listen_addresses=127.0.0.1',
+    '-c', `port=${pgPort}`,
+    '-c', `unix_socket_directories=${socketOk ? clusterDir : ''}`,
+    '-c', `max_connections=${PG_MAX_CONNECTIONS}`,
+    '-c', 'synchronous_commit=on',
+    '-c', 'fsync=on',
+    '-c', 'log_min_messages=warning',
+  ];
+}
+
+/**
+ * Ready when postmaster.pid is this postgres's (not one left by a killed predecessor) and says
+ * "ready" (it does after crash recovery), and the port answers.
+ */
+export async function waitForPostgres(clusterDir: string, pgPort: number, pid: number, stillRunning: () => boolean, output: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (!stillRunning()) throw new NoDatabaseError(`postgres exited: ${output().slice(-1500)}`);
+    let lines: string[] = [];
+    try {
+      lines = readFileSync(path.join(clusterDir, 'postmaster.pid'), 'utf8').split('\n');
+    } catch {
+      // not written yet
+    }
+    if (lines[0] === String(pid) && lines[7]?.trim() === 'ready' && (await canConnect(pgPort))) return;
+    await pause(30);
+  }
+  throw new NoDatabaseError(`postgres did not become ready on 127.0.0.1:${pgPort} within 60 s: ${output().slice(-1500)}`);
+}

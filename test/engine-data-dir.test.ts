@@ -1,0 +1,92 @@
+import { rmSync } from 'node:fs';
+import test from 'ava';
+import mongoose from 'mongoose';
+import { resolveDatabase } from '../src/db/embedded.ts';
+import { openStore } from '../src/db/store.ts';
+import { runCli } from './helpers/cli.ts';
+import { tempDataDir, testToolsDir } from './helpers/database.ts';
+import { HELPDESK } from './helpers/helpgate.ts';
+
+const { EJSON, ObjectId, Binary } = mongoose.mongo.BSON;
+
+test('a data folder made by one engine is not opened by another: the refusal names the engine that holds it and how to move', async (t) => {
+  const dataDir = tempDataDir('helpgate-mismatch-');
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const sqlite = await resolveDatabase({ dataDir, toolsDir: testToolsDir(), engine: 'sqlite' });
+  await sqlite.stop();
+
+  const forced = await runCli(['tickets', 'list', '--start-database'], { env: { HELPGATE_DATA_DIR: dataDir, HELPGATE_ENGINE: 'postgresql' } });
+  t.is(forced.code, 1);
+  t.regex(forced.stderr, new RegExp(`data folder ${dataDir} holds a FerretDB on SQLite database, but HELPGATE_ENGINE=postgresql`));
+  t.regex(forced.stderr, /helpgate export --start-database > dump\.jsonl.*helpgate import --start-database < dump\.jsonl/);
+  // Not forced: the folder keeps its engine.
+  const kept = await runCli(['tickets', 'list', '--start-database'], { env: { HELPGATE_DATA_DIR: dataDir } });
+  t.is(kept.code, 0, kept.stderr);
+  t.is(kept.stdout, 'no tickets\n');
+});
+
+test('an invalid HELPGATE_ENGINE is refused naming the variable', async (t) => {
+  const result = await runCli(['tickets', 'list'], { env: { HELPGATE_ENGINE: 'oracle' } });
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^helpgate: invalid configuration: HELPGATE_ENGINE: /);
+});
+
+test('export from FerretDB on SQLite and import into FerretDB on PostgreSQL: every document arrives with its types (ObjectId, Date, Binary)', async (t) => {
+  t.timeout(180_000);
+  const from = tempDataDir('helpgate-export-');
+  const to = tempDataDir('helpgate-import-');
+  const source = await resolveDatabase({ dataDir: from, toolsDir: testToolsDir(), engine: 'sqlite' });
+  const target = await resolveDatabase({ dataDir: to, toolsDir: testToolsDir(), engine: 'postgresql' });
+  t.teardown(async () => {
+    await source.stop();
+    await target.stop();
+    rmSync(from, { recursive: true, force: true });
+    rmSync(to, { recursive: true, force: true });
+  });
+  t.is(target.label.replace(/PostgreSQL [\d.]+/, 'PostgreSQL N'), 'FerretDB 1.24.2 on PostgreSQL N');
+
+  // A real mail through the pipe (this process runs the folder's engine: the CLI reaches it),
+  // and documents of every type a dump must keep.
+  const mail = `From: <pia@move.example>\r\nTo: ${HELPDESK}\r\nSubject: Moving\r\nMessage-ID: <move-1@move.example>\r\n\r\nHello.\r\n`;
+  const ingested = await runCli(['ingest'], { env: { HELPGATE_DATA_DIR: from }, stdin: mail });
+  t.is(ingested.code, 0, ingested.stderr);
+  const store = await openStore(source.uri);
+  const probes = [
+    { _id: new ObjectId(), at: new Date('2025-06-02T10:00:00.123Z'), bytes: new Binary(Buffer.from([0, 1, 2, 255])), nested: { list: [1, 'two', { three: 3 }] }, big: 2 ** 40 },
+    { _id: new ObjectId(), at: new Date(0), bytes: new Binary(Buffer.alloc(0)), nested: {}, big: -1.5 },
+  ];
+  await store.conn.db!.collection('probes').insertMany(probes);
+  const dumpOf = async (uri: string) => {
+    const s = await openStore(uri);
+    try {
+      const out: Record<string, string[]> = {};
+      for (const { name } of await s.conn.db!.listCollections({}, { nameOnly: true }).toArray()) {
+        const docs = await s.conn.db!.collection(name).find({}).sort({ _id: 1 }).toArray();
+        if (docs.length) out[name] = docs.map((d) => EJSON.stringify(d, { relaxed: false }));
+      }
+      return out;
+    } finally {
+      await s.close();
+    }
+  };
+  const before = await dumpOf(source.uri);
+  await store.close();
+  t.is(before.inbox?.length, 1, `the ingested mail is stored: ${Object.keys(before).join(', ')}`);
+
+  const exported = await runCli(['export'], { env: { HELPGATE_DATA_DIR: from } });
+  t.is(exported.code, 0, exported.stderr);
+  t.is(exported.stdout.trim().split('\n').length, Object.values(before).flat().length);
+  const imported = await runCli(['import'], { env: { HELPGATE_DATA_DIR: to }, stdin: exported.stdout });
+  t.is(imported.code, 0, imported.stderr);
+  t.deepEqual(await dumpOf(target.uri), before);
+
+  const back = await openStore(target.uri);
+  t.teardown(() => back.close());
+  const probe = await back.conn.db!.collection('probes').findOne({ _id: probes[0]!._id });
+  t.true(probe?.at instanceof Date && probe.at.toISOString() === '2025-06-02T10:00:00.123Z');
+  t.deepEqual(Buffer.from((probe?.bytes as InstanceType<typeof Binary>).buffer), Buffer.from([0, 1, 2, 255]));
+
+  const again = await runCli(['import'], { env: { HELPGATE_DATA_DIR: to }, stdin: exported.stdout });
+  t.is(again.code, 1);
+  t.regex(again.stderr, /already holds data/);
+});

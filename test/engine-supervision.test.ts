@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { rmSync } from 'node:fs';
+import test from 'ava';
+import type { Article } from '../src/db/models/article.ts';
+import { openStore } from '../src/db/store.ts';
+import { tempDataDir } from './helpers/database.ts';
+import { embeddedHelpgate, isRunning, readEngineRecord, readLock } from './helpers/engine-process.ts';
+import { HELPDESK, smtpClient } from './helpers/helpgate.ts';
+import { until } from './helpers/wait.ts';
+
+/**
+ * The process that stores the data: PostgreSQL when the engine has one, else FerretDB. After
+ * killing it the test occupies its port, so that it cannot come back until the test has seen
+ * the outage from the outside, then frees the port and watches helpgate recover by itself.
+ */
+function storageChild(dataDir: string): { name: string; pid: number; port: number } {
+  const lock = readLock(dataDir)!;
+  const record = readEngineRecord(dataDir);
+  const pg = lock.children.find((c) => c.name === 'postgres');
+  if (pg) return { name: 'postgres', pid: pg.pid, port: record.pgPort! };
+  const ferretdb = lock.children.find((c) => c.name === 'ferretdb')!;
+  return { name: 'ferretdb', pid: ferretdb.pid, port: record.port };
+}
+
+/** Takes a port as soon as its owner has died; every connection is dropped at once. */
+async function occupy(port: number): Promise<net.Server> {
+  return until(
+    () =>
+      new Promise<net.Server | null>((resolve) => {
+        const server = net.createServer((sock) => sock.destroy());
+        server.once('error', () => resolve(null));
+        server.listen(port, '127.0.0.1', () => resolve(server));
+      }),
+    { what: `port ${port} to be free`, timeoutMs: 20_000, intervalMs: 20 },
+  );
+}
+
+function mail(run: string, index: number) {
+  const from = `sender-${index}@supervision.example`;
+  const messageId = `<sup-${run}-${index}@supervision.example>`;
+  const raw = [`From: <${from}>`, `To: ${HELPDESK}`, `Subject: Request ${index}`, `Message-ID: ${messageId}`, 'MIME-Version: 1.0', 'Content-Type: text/plain', '', `Request ${index}.`, ''].join('\r\n');
+  return { messageId, envelope: { from, to: [HELPDESK] }, raw };
+}
+
+test('the database child killed mid-run: SMTP answers 451 while it is down, helpgate brings it back by itself, every 250 becomes a ticket', async (t) => {
+  t.timeout(180_000);
+  const dataDir = tempDataDir('helpgate-supervision-');
+  const helpgate = embeddedHelpgate(dataDir);
+  t.teardown(async () => {
+    await helpgate.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const client = smtpClient(await helpgate.start());
+  t.teardown(() => client.close());
+
+  const run = randomBytes(4).toString('hex');
+  const accepted: string[] = [];
+  const answers: string[] = [];
+  let next = 0;
+  let sending = true;
+  let acceptedAfterRecovery = 0;
+  let recovered = false;
+  const sender = async () => {
+    while (sending) {
+      const m = mail(run, next++);
+      try {
+        const info = await client.sendMail({ envelope: m.envelope, raw: m.raw });
+        answers.push(info.response.slice(0, 3));
+        accepted.push(m.messageId);
+        if (recovered) acceptedAfterRecovery++;
+      } catch (err) {
+        answers.push(String((err as { responseCode?: number }).responseCode ?? (err as Error).message));
+      }
+    }
+  };
+  const senders = Promise.all([sender(), sender(), sender()]);
+  await until(() => accepted.length >= 5, { what: 'the first mails accepted', timeoutMs: 60_000 });
+
+  const victim = storageChild(dataDir);
+  process.kill(victim.pid, 'SIGKILL');
+  const blocker = await occupy(victim.port);
+  const acceptedBeforeOutage = answers.length;
+  await until(() => answers.slice(acceptedBeforeOutage).includes('451'), { what: `a 451 while ${victim.name} is down`, timeoutMs: 60_000 }).catch((err: Error) => {
+    throw new Error(`${err.message}; answers: ${answers.slice(acceptedBeforeOutage).join(',')}\n${helpgate.output}`);
+  });
+  await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  recovered = true;
+  await until(() => acceptedAfterRecovery >= 5, { what: `mails accepted again after ${victim.name} came back`, timeoutMs: 90_000 }).catch((err: Error) => {
+    throw new Error(`${err.message}; last answers: ${answers.slice(-10).join(',')}\n${helpgate.output}`);
+  });
+  sending = false;
+  await senders;
+
+  t.true(helpgate.running, 'helpgate kept running');
+  const restarted = storageChild(dataDir);
+  t.not(restarted.pid, victim.pid, `${victim.name} was started again`);
+  t.is(restarted.port, victim.port, 'on the same address');
+  t.regex(helpgate.output, new RegExp(`${victim.name} restarted`));
+
+  const store = await openStore(readLock(dataDir)!.uri, { timeoutMs: 5000 });
+  t.teardown(() => store.close());
+  const missing = await until(
+    async () => {
+      const stored = new Set((await store.models.Article.find({}, { messageId: 1 }).lean<Pick<Article, 'messageId'>[]>()).map((a) => a.messageId));
+      const notYet = accepted.filter((id) => !stored.has(id));
+      return notYet.length === 0 ? [] : null;
+    },
+    { what: `all ${accepted.length} accepted mails to become articles`, timeoutMs: 90_000, intervalMs: 500 },
+  );
+  t.deepEqual(missing, []);
+  t.is(await store.models.Ticket.countDocuments(), accepted.length, 'one ticket per accepted mail');
+});
+
+test('a database child that cannot be brought back within HELPGATE_ENGINE_RESTART_SECONDS: helpgate exits non-zero, saying why', async (t) => {
+  t.timeout(120_000);
+  const dataDir = tempDataDir('helpgate-giveup-');
+  const helpgate = embeddedHelpgate(dataDir, { HELPGATE_ENGINE_RESTART_SECONDS: '3' });
+  t.teardown(async () => {
+    await helpgate.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await helpgate.start();
+  const victim = storageChild(dataDir);
+  const children = readLock(dataDir)!.children;
+  process.kill(victim.pid, 'SIGKILL');
+  const blocker = await occupy(victim.port);
+  t.teardown(() => blocker.close());
+  await until(() => !helpgate.running, { what: 'helpgate to give up', timeoutMs: 60_000 });
+  t.is(helpgate.exitCode, 1);
+  t.regex(helpgate.output, new RegExp(`${victim.name} could not be restarted within 3 s`));
+  // What it ran ends with it.
+  await until(() => children.every((c) => !isRunning(c.pid)), { what: 'the engine processes to end', timeoutMs: 30_000 }).catch(() => {});
+  t.deepEqual(
+    children.filter((c) => isRunning(c.pid)).map((c) => c.name),
+    [],
+  );
+});
