@@ -115,7 +115,7 @@ test('a transition whose ticket write was lost is replayed from its event; the s
   const first = await transition(ctx!, ticket._id, spec);
   t.true(first.ok && first.fresh);
   // An older copy of the ticket is written back (a crash before the write, or a concurrent
-  // whole-document write on FerretDB): the event is still there.
+  // whole-document write that lost the race): the event is still there.
   await ctx!.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { state: 'new', version: 0, recentOps: [] } });
   const healed = await currentTicket(ctx!, ticket._id);
   t.is(healed!.state, 'on hold');

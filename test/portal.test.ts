@@ -218,8 +218,12 @@ test.serial('held mail from an unbound sender becomes a ticket once its sign-in 
   await screenshot(page, 'held', 'released');
   const ticket = await until(async () => (await h.tickets()).find((x) => x.subject === 'Held question'), { what: 'the released ticket' });
   t.truthy(ticket.ownerSub);
+  // The owner's ticket list is written right after the ticket: wait for it as a person would, reloading.
   await page.goto(base);
-  t.true((await page.textContent('main'))!.includes('Held question'));
+  await until(async () => {
+    await page.reload();
+    return (await page.textContent('main'))!.includes('Held question');
+  }, { what: 'the released ticket in My tickets' });
   // The link works once: used again, it binds nothing and says so.
   await page.goto(link);
   const allowAgain = page.getByRole('button', { name: 'Allow' });

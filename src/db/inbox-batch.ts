@@ -22,10 +22,10 @@ export async function queueInboxItems(store: Store, ids: readonly Types.ObjectId
 }
 
 /**
- * Inserts the items in one insertMany: the intake's commit point. FerretDB 1.24 commits an
- * insert in transactions of 100 documents (its --test-batch-size; measured on SQLite and on
- * PostgreSQL: killed mid-insert, it kept a multiple of 100), so with at most MAX_INBOX_BATCH items a crash keeps all or none of them. An engine
- * that keeps a part anyway (or an answer lost on the way) is covered by withdrawInboxItems.
+ * Inserts the items in one insertMany: the intake's commit point. At most MAX_INBOX_BATCH
+ * items, which every engine we start keeps whole or not at all (db/coordination/index.ts,
+ * "insert batches"). An engine that keeps a part anyway (or an answer lost on the way) is
+ * covered by withdrawInboxItems.
  */
 export async function insertInboxItems(store: Store, items: readonly NewInboxItem[]): Promise<void> {
   if (items.length > MAX_INBOX_BATCH) throw new RangeError(`at most ${MAX_INBOX_BATCH} inbox items per batch, got ${items.length}`);

@@ -25,6 +25,11 @@
  * - EpochLease (epoch-lease.ts): a long-held, renewed lease (reading one IMAP mailbox).
  * - idFor (ids.ts): the _id of a document that is unique by an idempotency key.
  *
+ * Insert batches: FerretDB commits an insertMany in transactions of 100 documents (its
+ * --test-batch-size; measured on SQLite and on PostgreSQL: killed in the middle of inserting
+ * 5,000 documents, it kept a multiple of 100). So a batch of at most 100 documents is stored
+ * whole or not at all; the SMTP intake's group commit relies on it (db/inbox-batch.ts).
+ *
  * Callers ask for these by intent; nothing outside this folder handles lock documents, slots
  * or duplicate-key errors.
  */
