@@ -1,18 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Model } from 'mongoose';
-import { isDuplicateKeyError } from '../errors/errors.ts';
+import { insertManyOnce } from './coordination/index.ts';
 
 /** 1 MiB chunks keep documents small on every engine (some store documents as JSON text). */
 export const BLOB_CHUNK_SIZE = 1024 * 1024;
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function isOnlyDuplicates(err: unknown): boolean {
-  if (isDuplicateKeyError(err)) return true;
-  const writeErrors = (err as { writeErrors?: Array<{ code?: number }> })?.writeErrors;
-  return Array.isArray(writeErrors) && writeErrors.length > 0 && writeErrors.every((e) => e.code === 11000);
 }
 
 /**
@@ -40,11 +34,8 @@ export class BlobStore {
         docs.set(_id, { _id, sha, n, data: data.subarray(n * BLOB_CHUNK_SIZE, (n + 1) * BLOB_CHUNK_SIZE) });
       }
     }
-    try {
-      await this.chunks.collection.insertMany([...docs.values()] as any[], { ordered: false });
-    } catch (err) {
-      if (!isOnlyDuplicates(err)) throw err;
-    }
+    // Chunks stored before (the same bytes again) are skipped.
+    await insertManyOnce(this.chunks, [...docs.values()]);
     return shas;
   }
 

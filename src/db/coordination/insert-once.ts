@@ -34,12 +34,24 @@ export async function insertManyOnce(model: Model<any>, docs: (Record<string, un
     await model.collection.insertMany(docs as never[], { ordered: false });
     return docs.map((d) => d._id);
   } catch (err) {
-    const writeErrors = (err as { writeErrors?: { code?: number; index?: number; err?: { index?: number } }[] }).writeErrors;
-    const failed = writeErrors ?? (isDuplicateKeyError(err) ? [{ code: 11000, index: 0 }] : null);
-    if (!failed || !failed.every((e) => e.code === 11000)) throw err;
-    const skipped = new Set(failed.map((e) => e.index ?? e.err?.index));
+    const skipped = duplicatesSkipped(err);
+    if (!skipped) throw err;
     return docs.filter((_, i) => !skipped.has(i)).map((d) => d._id);
   }
+}
+
+/**
+ * The positions of the documents an unordered insertMany skipped because their key exists,
+ * when that is all that went wrong; null for any other failure. A dropped connection or a dead
+ * server also surfaces as a bulk write error, with no write errors at all: that is a failure,
+ * never "all duplicates".
+ */
+function duplicatesSkipped(err: unknown): Set<number> | null {
+  const e = err as { writeErrors?: unknown; writeConcernErrors?: unknown[]; result?: { getWriteConcernError?: () => unknown } };
+  if (e?.result?.getWriteConcernError?.() || (Array.isArray(e?.writeConcernErrors) && e.writeConcernErrors.length)) return null;
+  const list = (Array.isArray(e?.writeErrors) ? e.writeErrors : e?.writeErrors ? [e.writeErrors] : []) as { code?: number; index?: number; err?: { index?: number } }[];
+  if (!list.length || !list.every((w) => w.code === 11000)) return null;
+  return new Set(list.map((w) => w.index ?? w.err?.index ?? -1));
 }
 
 /**
