@@ -171,7 +171,7 @@ async function main(): Promise<void> {
     // Installed before any helpgate connects: the driver's command monitoring must be on from the start.
     const profile = DbProfile.install();
     const singles = mails.filter((m) => m.parent === null).slice(0, singlesCount);
-    const options: RunOptions = { mails, singles, deadlineMinutes, profileRows: profiling ? 20 : 0, toolsDir: loadConfig({ HELPGATE_TOOLS_DIR: process.env.HELPGATE_TOOLS_DIR }).toolsDir, workDir, profile, onExit };
+    const options: RunOptions = { mails, singles, deadlineMinutes, profileRows: profiling ? Number(process.env.BENCH_PROFILE_ROWS ?? 20) : 0, toolsDir: loadConfig({ HELPGATE_TOOLS_DIR: process.env.HELPGATE_TOOLS_DIR }).toolsDir, workDir, profile, onExit };
     const results: (EngineResult | EngineFailure)[] = [];
     for (const choice of choices) {
       try {
