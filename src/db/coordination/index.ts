@@ -24,7 +24,6 @@
  *   loop of the inbox and the outbox, claiming and settling in batches.
  * - EpochLease (epoch-lease.ts): a long-held, renewed lease (reading one IMAP mailbox).
  * - idFor (ids.ts): the _id of a document that is unique by an idempotency key.
- * - findByIds (by-id.ts): documents by a list of _ids, without the scan `$in` costs.
  *
  * Insert batches: FerretDB commits an insertMany in transactions of 100 documents (its
  * --test-batch-size; measured on SQLite and on PostgreSQL: killed in the middle of inserting
@@ -34,7 +33,6 @@
  * Callers ask for these by intent; nothing outside this folder handles lock documents, slots
  * or duplicate-key errors.
  */
-export { findByIds } from './by-id.ts';
 export { EpochLease } from './epoch-lease.ts';
 export { idFor } from './ids.ts';
 export { insertManyOnce, insertOnce, tryInsert, upsertById } from './insert-once.ts';
