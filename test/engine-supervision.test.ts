@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import test from 'ava';
 import type { Article } from '../src/db/models/article.ts';
 import { openStore } from '../src/db/store.ts';
@@ -11,8 +13,8 @@ import { until } from './helpers/wait.ts';
 
 /**
  * The process that stores the data: PostgreSQL when the engine has one, else FerretDB. After
- * killing it the test occupies its port, so that it cannot come back until the test has seen
- * the outage from the outside, then frees the port and watches helpgate recover by itself.
+ * killing it the test blocks its way back, so that it cannot come back until the test has
+ * seen the outage from the outside, then unblocks it and watches helpgate recover by itself.
  */
 function storageChild(dataDir: string): { name: string; pid: number; port: number } {
   const lock = readLock(dataDir)!;
@@ -21,6 +23,29 @@ function storageChild(dataDir: string): { name: string; pid: number; port: numbe
   if (pg) return { name: 'postgres', pid: pg.pid, port: record.pgPort! };
   const ferretdb = lock.children.find((c) => c.name === 'ferretdb')!;
   return { name: 'ferretdb', pid: ferretdb.pid, port: record.port };
+}
+
+/** Kills the storage process and keeps it from starting again until `unblock`. */
+async function killAndBlock(dataDir: string, victim: { name: string; pid: number; port: number }): Promise<{ unblock(): Promise<void> }> {
+  process.kill(victim.pid, 'SIGKILL');
+  if (victim.name === 'postgres') {
+    // PostgreSQL listens on a socket in its folder, not on a port. A postmaster.pid naming a
+    // live process of PostgreSQL's own account makes it refuse to start ("is another postmaster
+    // running?"; another account's process it takes for stale).
+    const clusterDir = path.join(dataDir, 'postgres');
+    const { uid, gid } = statSync(clusterDir);
+    const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', ...(process.getuid?.() === 0 ? { uid, gid } : {}) });
+    const pidFile = path.join(clusterDir, 'postmaster.pid');
+    writeFileSync(pidFile, `${holder.pid}\n`, { mode: 0o644 });
+    return {
+      unblock: async () => {
+        rmSync(pidFile, { force: true });
+        if (holder.exitCode === null) await new Promise((resolve) => holder.once('close', resolve).kill('SIGKILL'));
+      },
+    };
+  }
+  const server = await occupy(victim.port);
+  return { unblock: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 /** Takes a port as soon as its owner has died; every connection is dropped at once. */
@@ -78,13 +103,12 @@ test('the database child killed mid-run: SMTP answers 451 while it is down, help
   await until(() => accepted.length >= 5, { what: 'the first mails accepted', timeoutMs: 60_000 });
 
   const victim = storageChild(dataDir);
-  process.kill(victim.pid, 'SIGKILL');
-  const blocker = await occupy(victim.port);
+  const blocker = await killAndBlock(dataDir, victim);
   const acceptedBeforeOutage = answers.length;
   await until(() => answers.slice(acceptedBeforeOutage).includes('451'), { what: `a 451 while ${victim.name} is down`, timeoutMs: 60_000 }).catch((err: Error) => {
     throw new Error(`${err.message}; answers: ${answers.slice(acceptedBeforeOutage).join(',')}\n${helpgate.output}`);
   });
-  await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  await blocker.unblock();
   recovered = true;
   await until(() => acceptedAfterRecovery >= 5, { what: `mails accepted again after ${victim.name} came back`, timeoutMs: 90_000 }).catch((err: Error) => {
     throw new Error(`${err.message}; last answers: ${answers.slice(-10).join(',')}\n${helpgate.output}`);
@@ -123,9 +147,8 @@ test('a database child that cannot be brought back within HELPGATE_ENGINE_RESTAR
   await helpgate.start();
   const victim = storageChild(dataDir);
   const children = readLock(dataDir)!.children;
-  process.kill(victim.pid, 'SIGKILL');
-  const blocker = await occupy(victim.port);
-  t.teardown(() => blocker.close());
+  const blocker = await killAndBlock(dataDir, victim);
+  t.teardown(() => blocker.unblock());
   await until(() => !helpgate.running, { what: 'helpgate to give up', timeoutMs: 60_000 });
   t.is(helpgate.exitCode, 1);
   t.regex(helpgate.output, new RegExp(`${victim.name} could not be restarted within 3 s`));
