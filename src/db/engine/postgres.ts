@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NoDatabaseError } from '../../errors/errors.ts';
 import { canConnect, canConnectToSocket, pause } from './net.ts';
@@ -140,10 +140,16 @@ export async function prepareCluster(bin: string, clusterDir: string, account: A
     writeHba(clusterDir, account); // clusters made before TCP needed a password trusted it
     return;
   }
-  // A folder without PG_VERSION is an interrupted first start: begin again.
+  // initdb writes PG_VERSION long before it is done: it works in a folder of its own, moved
+  // into place once complete, so that a cluster folder is always a finished one. What an
+  // interrupted first start left is removed (we hold the data folder's lock: its owner is gone).
+  const dataDir = path.dirname(clusterDir);
+  const base = path.basename(clusterDir);
+  for (const name of readdirSync(dataDir)) if (name.startsWith(`${base}.init-`) || name.startsWith(`${base}.pwfile-`)) rmSync(path.join(dataDir, name), { recursive: true, force: true });
   rmSync(clusterDir, { recursive: true, force: true });
-  mkdirSync(clusterDir, { mode: 0o700 });
-  if (account) chownSync(clusterDir, account.uid, account.gid);
+  const initDir = `${clusterDir}.init-${process.pid}`;
+  mkdirSync(initDir, { mode: 0o700 });
+  if (account) chownSync(initDir, account.uid, account.gid);
   // The role's password, for TCP (used only where the socket path is too long): kept beside
   // the cluster for helpgate, and handed to initdb in a file of its own that initdb may read.
   const password = randomBytes(24).toString('base64url');
@@ -152,11 +158,12 @@ export async function prepareCluster(bin: string, clusterDir: string, account: A
   writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
   try {
     if (account) chownSync(pwfile, account.uid, account.gid);
-    await run(path.join(bin, 'initdb'), ['-D', clusterDir, '-U', PG_ROLE, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C', '--no-instructions'], account, clusterDir);
+    await run(path.join(bin, 'initdb'), ['-D', initDir, '-U', PG_ROLE, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C', '--no-instructions'], account, initDir);
   } finally {
     rmSync(pwfile, { force: true });
   }
-  writeHba(clusterDir, account);
+  writeHba(initDir, account);
+  renameSync(initDir, clusterDir);
 }
 
 /** The postgres command line: settings passed here so that they hold whatever the conf file says. */
