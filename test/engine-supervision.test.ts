@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import type { Article } from '../src/db/models/article.ts';
 import { openStore } from '../src/db/store.ts';
-import { tempDataDir } from './helpers/database.ts';
-import { embeddedHelpgate, isRunning, readEngineRecord, readLock } from './helpers/engine-process.ts';
+import { tempDataDir, testEngine, testToolsDir } from './helpers/database.ts';
+import { resolveDatabase } from '../src/db/embedded.ts';
+import { embeddedHelpgate, isRunning, processesUsing, readEngineRecord, readLock } from './helpers/engine-process.ts';
 import { HELPDESK, smtpClient } from './helpers/helpgate.ts';
 import { until } from './helpers/wait.ts';
 
@@ -158,4 +159,43 @@ test('a database child that cannot be brought back within HELPGATE_ENGINE_RESTAR
     children.filter((c) => isRunning(c.pid)).map((c) => c.name),
     [],
   );
+});
+
+test('stopping the database while a dead child is being started again: stop() ends only when that child is stopped too', async (t) => {
+  t.timeout(120_000);
+  const dataDir = tempDataDir('helpgate-stop-recovering-');
+  const db = await resolveDatabase({ dataDir, toolsDir: testToolsDir(), engine: testEngine() });
+  const frozen: number[] = [];
+  t.teardown(async () => {
+    for (const pid of frozen) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    await db.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const victim = storageChild(dataDir);
+  const others = readLock(dataDir)!.children.filter((c) => c.pid !== victim.pid);
+  process.kill(victim.pid, 'SIGKILL');
+  // Its replacement, caught (and held) while it starts: the restart is in flight. A first
+  // attempt may end by itself (the dead one's leftovers still in the way): the next is caught.
+  const isReplacement = (pid: number) => pid !== victim.pid && !others.some((c) => c.pid === pid || c.wrapperPid === pid) && !/^sh\0/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  const replacement = await until(
+    () => {
+      const pid = processesUsing(dataDir).find(isReplacement);
+      if (pid === undefined) return null;
+      process.kill(pid, 'SIGSTOP'); // throws (and is polled again) if it has ended meanwhile
+      frozen.push(pid);
+      return pid;
+    },
+    { what: `a new ${victim.name} process`, timeoutMs: 30_000, intervalMs: 2 },
+  );
+  const stopped = db.stop();
+  await until(() => others.every((c) => !isRunning(c.pid)), { what: 'the other engine processes to stop', timeoutMs: 30_000 });
+  try {
+    process.kill(replacement, 'SIGCONT');
+  } catch (err) {
+    // Caught while it was already ending (a failed attempt): the supervisor tries again, or stops.
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+  await stopped;
+  t.deepEqual(processesUsing(dataDir), [], 'nothing of the engine runs once stop() has returned');
+  t.is(readLock(dataDir), null, 'and only then is the data folder released');
 });
