@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { projectRoot } from '../src/config/load.ts';
 import { tempDataDir } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
@@ -101,10 +101,12 @@ function processesUsingAny(): { pid: number; ppid: number }[] {
   return out;
 }
 
-test('engine processes left running by a dead owner (their tether cut) are stopped by the next start, through the lock file', async (t) => {
-  t.timeout(120_000);
-  const { dataDir, cleanup } = withDataDir('helpgate-orphans-');
-  const first = embeddedHelpgate(dataDir);
+/**
+ * A first helpgate on `firstDir` dies after its engines' tethers were cut (they run on); a
+ * second one on `secondDir` (the same folder) must stop them through the lock file.
+ */
+async function orphansStoppedByNextStart(t: ExecutionContext, dataDir: string, firstDir: string, secondDir: string): Promise<void> {
+  const first = embeddedHelpgate(firstDir);
   t.teardown(() => first.kill('SIGKILL'));
   await first.start();
   const engines = readLock(dataDir)!.children;
@@ -119,11 +121,10 @@ test('engine processes left running by a dead owner (their tether cut) are stopp
     'the engines outlived their owner',
   );
 
-  const second = embeddedHelpgate(dataDir);
+  const second = embeddedHelpgate(secondDir);
   t.teardown(async () => {
     await second.kill('SIGKILL');
     for (const c of engines) if (isRunning(c.pid)) process.kill(c.pid, 'SIGKILL');
-    cleanup();
   });
   const client = smtpClient(await second.start());
   t.teardown(() => client.close());
@@ -134,6 +135,25 @@ test('engine processes left running by a dead owner (their tether cut) are stopp
   );
   const info = await client.sendMail({ envelope: { from: 'pia@lock.example', to: [HELPDESK] }, raw: MAIL });
   t.regex(info.response, /^250 /);
+}
+
+test('engine processes left running by a dead owner (their tether cut) are stopped by the next start, through the lock file', async (t) => {
+  t.timeout(120_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-orphans-');
+  t.teardown(cleanup);
+  await orphansStoppedByNextStart(t, dataDir, dataDir, dataDir);
+});
+
+test('orphans of an owner that reached the data folder through a symlink are recognised by a start that names the real folder', async (t) => {
+  t.timeout(120_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-orphans-link-');
+  const link = path.join(path.dirname(dataDir), `link-to-${path.basename(dataDir)}`);
+  symlinkSync(dataDir, link);
+  t.teardown(() => {
+    rmSync(link, { force: true });
+    cleanup();
+  });
+  await orphansStoppedByNextStart(t, dataDir, link, dataDir);
 });
 
 test('a second `helpgate serve` on the same data folder refuses, naming the process that has it', async (t) => {

@@ -1,4 +1,4 @@
-import { linkSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NoDatabaseError } from '../../errors/errors.ts';
 import { DataDirInUseError } from './errors.ts';
@@ -214,13 +214,35 @@ function removeStaleGuard(guard: string, seen: string): void {
   removeQuietly(aside);
 }
 
-/** A listed process still running with this data folder on its command line (not a reused PID). */
+/**
+ * A listed process still running with this data folder on its command line (not a reused
+ * PID). Both sides are compared as real paths: the folder may be reached through a symlink.
+ */
 function stillOurs(pid: number, dataDir: string): boolean {
   if (!isAlive(pid)) return false;
+  let args: string[];
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir);
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   } catch {
-    return false;
+    return false; // gone meanwhile, or no /proc: nothing we can tell is ours
+  }
+  const folder = realPath(dataDir);
+  return args.some((arg) => {
+    const at = arg.indexOf('/'); // "-D /x", "--state-dir=/x", "file:/x/"
+    if (at === -1) return false;
+    const named = realPath(arg.slice(at));
+    return named === folder || named.startsWith(`${folder}/`);
+  });
+}
+
+/** The path with symlinks resolved, as far as it exists. */
+function realPath(p: string): string {
+  const resolved = path.resolve(p);
+  try {
+    return realpathSync(resolved);
+  } catch {
+    const parent = path.dirname(resolved);
+    return parent === resolved ? resolved : path.join(realPath(parent), path.basename(resolved));
   }
 }
 
