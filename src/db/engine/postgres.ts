@@ -94,8 +94,8 @@ function run(bin: string, args: string[], account: Account | null, cwd: string):
  * How FerretDB reaches the cluster. Through the unix socket inside the cluster folder (mode
  * 700: only PostgreSQL's account and root get in), with PostgreSQL not listening on TCP at
  * all: a TCP listener would let any local user in, and a superuser can run shell commands
- * (COPY ... TO PROGRAM). Where the socket's path would pass the kernel's limit (107 bytes),
- * PostgreSQL listens on 127.0.0.1 and asks for the password kept in a 0600 file.
+ * (COPY ... TO PROGRAM). Where the socket's path would pass the kernel's limit (107 bytes) or
+ * holds a comma, PostgreSQL listens on 127.0.0.1 and asks for the password kept in a 0600 file.
  */
 export interface PgAccess {
   /** The socket's folder, or null for TCP on 127.0.0.1. */
@@ -111,12 +111,13 @@ const passwordFile = (clusterDir: string) => `${clusterDir}.password`;
 
 export function pgAccess(clusterDir: string, pgPort: number): PgAccess {
   const params = `sslmode=disable&pool_max_conns=${FERRETDB_PG_POOL}`;
-  if (Buffer.byteLength(path.join(clusterDir, `.s.PGSQL.${pgPort}`)) <= 103) {
+  // FerretDB's driver reads a comma in the socket's folder as a list of hosts: TCP then, too.
+  if (Buffer.byteLength(path.join(clusterDir, `.s.PGSQL.${pgPort}`)) <= 103 && !clusterDir.includes(',')) {
     return { socketDir: clusterDir, port: pgPort, url: `postgres://${PG_ROLE}@/postgres?host=${encodeURIComponent(clusterDir)}&port=${pgPort}&${params}`, env: process.env };
   }
   const file = passwordFile(clusterDir);
   if (!existsSync(file)) {
-    throw new NoDatabaseError(`the PostgreSQL socket path in ${clusterDir} is too long for a unix socket and the cluster has no password (${file} is missing): choose a shorter HELPGATE_DATA_DIR`);
+    throw new NoDatabaseError(`the PostgreSQL cluster ${clusterDir} cannot be reached through a unix socket (path too long, or holding a comma) and has no password (${file} is missing): choose another HELPGATE_DATA_DIR`);
   }
   return { socketDir: null, port: pgPort, url: `postgres://${PG_ROLE}@127.0.0.1:${pgPort}/postgres?${params}`, env: { ...process.env, PGPASSWORD: readFileSync(file, 'utf8').trim() } };
 }
@@ -172,7 +173,8 @@ export function postgresArgs(clusterDir: string, access: PgAccess): string[] {
     '-D', clusterDir,
     '-c', `listen_addresses=${access.socketDir ? '' : '127.0.0.1'}`,
     '-c', `port=${access.port}`,
-    '-c', `unix_socket_directories=${access.socketDir ?? ''}`,
+    // Quoted (quotes doubled): the value is a comma-separated list, and the path may hold commas.
+    '-c', `unix_socket_directories=${access.socketDir ? `"${access.socketDir.replace(/"/g, '""')}"` : ''}`,
     '-c', `max_connections=${PG_MAX_CONNECTIONS}`,
     '-c', 'synchronous_commit=on',
     '-c', 'fsync=on',

@@ -84,7 +84,8 @@ export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseSer
       mkdirSync(dbPath, { recursive: true });
       await supervisor.add(listening('mongod', 'mongod', ['--dbpath', dbPath, '--bind_ip', '127.0.0.1', '--port', String(record.port), '--quiet'], record.port, { stopSignal: 'TERM' }));
     } else {
-      const ferretdb = await installFerretdb(opts.toolsDir, log);
+      // Absolute: on SQLite, FerretDB runs in its data folder.
+      const ferretdb = path.resolve(await installFerretdb(opts.toolsDir, log));
       const common = [`--listen-addr=127.0.0.1:${record.port}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'];
       if (engine === 'postgresql') {
         const account = postgresAccount(clusterDir);
@@ -111,7 +112,9 @@ export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseSer
         label = `FerretDB ${FERRETDB_VERSION.replace(/^v/, '')} on SQLite`;
         const dir = path.join(dataDir, 'ferretdb');
         mkdirSync(dir, { recursive: true });
-        await supervisor.add(listening('ferretdb', ferretdb, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--state-dir=${dir}`, ...common], record.port, { stopSignal: 'TERM' }));
+        // FerretDB hands SQLite "file:" + the decoded path, so a folder whose path holds # ? or %
+        // would be cut or misread: it is given the folder as its working directory instead.
+        await supervisor.add(listening('ferretdb', ferretdb, ['--handler=sqlite', '--sqlite-url=file:./', `--state-dir=${dir}`, ...common], record.port, { stopSignal: 'TERM', cwd: dir }));
       }
     }
     writeEngineRecord(dataDir, record);
