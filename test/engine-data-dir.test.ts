@@ -1,7 +1,9 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import test from 'ava';
 import mongoose from 'mongoose';
-import { resolveDatabase } from '../src/db/embedded.ts';
+import { resolveDatabase, type EmbeddedEngine } from '../src/db/embedded.ts';
+import { findPostgresBin } from '../src/db/engine/postgres.ts';
 import { openStore } from '../src/db/store.ts';
 import { runCli } from './helpers/cli.ts';
 import { tempDataDir, testToolsDir } from './helpers/database.ts';
@@ -90,3 +92,33 @@ test('export from FerretDB on SQLite and import into FerretDB on PostgreSQL: eve
   t.is(again.code, 1);
   t.regex(again.stderr, /already holds data/);
 });
+
+const ODD_FOLDERS: [EmbeddedEngine, string][] = [
+  ['sqlite', 'desk #1?x=%41, y'],
+  // With a comma PostgreSQL is reached over TCP (FerretDB's driver would split the socket path).
+  ['postgresql', 'desk #1?x=%41, y'],
+  ['postgresql', 'desk "#1"?x=%41 y'],
+];
+for (const [engine, folder] of ODD_FOLDERS) {
+  test(`FerretDB on ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'} in a data folder named ${JSON.stringify(folder)}: the data is stored there and found again`, async (t) => {
+    if (engine === 'postgresql' && !findPostgresBin()) return t.pass('no PostgreSQL server binaries here');
+    t.timeout(120_000);
+    const base = tempDataDir('helpgate-odd-path-');
+    t.teardown(() => rmSync(base, { recursive: true, force: true }));
+    const dataDir = path.join(base, folder);
+    mkdirSync(dataDir, { mode: 0o711 });
+    let db = await resolveDatabase({ dataDir, toolsDir: testToolsDir(), engine });
+    t.teardown(() => db.stop());
+    const write = await openStore(db.uri, { timeoutMs: 5000 });
+    await write.conn.db!.collection('probe').insertOne({ kept: 'yes' });
+    await write.close();
+    await db.stop();
+    if (engine === 'sqlite') t.true(readdirSync(path.join(dataDir, 'ferretdb')).some((f) => f.endsWith('.sqlite')), 'the SQLite files are in the data folder');
+    t.deepEqual(readdirSync(base), [folder], 'nothing was written beside it (under a cut-off path)');
+
+    db = await resolveDatabase({ dataDir, toolsDir: testToolsDir() });
+    const read = await openStore(db.uri, { timeoutMs: 5000 });
+    t.teardown(() => read.close());
+    t.is((await read.conn.db!.collection('probe').findOne({}))?.kept, 'yes', 'the data is found again after a restart');
+  });
+}

@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import test from 'ava';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { projectRoot } from '../src/config/load.ts';
 import { tempDataDir } from './helpers/database.ts';
 import { runCli } from './helpers/cli.ts';
@@ -99,10 +101,12 @@ function processesUsingAny(): { pid: number; ppid: number }[] {
   return out;
 }
 
-test('engine processes left running by a dead owner (their tether cut) are stopped by the next start, through the lock file', async (t) => {
-  t.timeout(120_000);
-  const { dataDir, cleanup } = withDataDir('helpgate-orphans-');
-  const first = embeddedHelpgate(dataDir);
+/**
+ * A first helpgate on `firstDir` dies after its engines' tethers were cut (they run on); a
+ * second one on `secondDir` (the same folder) must stop them through the lock file.
+ */
+async function orphansStoppedByNextStart(t: ExecutionContext, dataDir: string, firstDir: string, secondDir: string): Promise<void> {
+  const first = embeddedHelpgate(firstDir);
   t.teardown(() => first.kill('SIGKILL'));
   await first.start();
   const engines = readLock(dataDir)!.children;
@@ -117,11 +121,10 @@ test('engine processes left running by a dead owner (their tether cut) are stopp
     'the engines outlived their owner',
   );
 
-  const second = embeddedHelpgate(dataDir);
+  const second = embeddedHelpgate(secondDir);
   t.teardown(async () => {
     await second.kill('SIGKILL');
     for (const c of engines) if (isRunning(c.pid)) process.kill(c.pid, 'SIGKILL');
-    cleanup();
   });
   const client = smtpClient(await second.start());
   t.teardown(() => client.close());
@@ -132,6 +135,25 @@ test('engine processes left running by a dead owner (their tether cut) are stopp
   );
   const info = await client.sendMail({ envelope: { from: 'pia@lock.example', to: [HELPDESK] }, raw: MAIL });
   t.regex(info.response, /^250 /);
+}
+
+test('engine processes left running by a dead owner (their tether cut) are stopped by the next start, through the lock file', async (t) => {
+  t.timeout(120_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-orphans-');
+  t.teardown(cleanup);
+  await orphansStoppedByNextStart(t, dataDir, dataDir, dataDir);
+});
+
+test('orphans of an owner that reached the data folder through a symlink are recognised by a start that names the real folder', async (t) => {
+  t.timeout(120_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-orphans-link-');
+  const link = path.join(path.dirname(dataDir), `link-to-${path.basename(dataDir)}`);
+  symlinkSync(dataDir, link);
+  t.teardown(() => {
+    rmSync(link, { force: true });
+    cleanup();
+  });
+  await orphansStoppedByNextStart(t, dataDir, link, dataDir);
 });
 
 test('a second `helpgate serve` on the same data folder refuses, naming the process that has it', async (t) => {
@@ -172,4 +194,46 @@ test('a CLI command with no helpgate running says so (ingest: 75, so the MTA ret
   t.is((JSON.parse(shown.stdout) as unknown[]).length, 1, 'the stored message is in the data folder');
   t.is(readLock(dataDir), null, 'the command released the data folder');
   t.deepEqual(processesUsing(dataDir), [], 'and stopped the engine it started');
+});
+
+const LOCK_CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'engine-lock-child.ts');
+
+test('several starters racing to take over a dead owner\'s lock: exactly one wins, the others are told who has the folder', async (t) => {
+  t.timeout(60_000);
+  const { dataDir, cleanup } = withDataDir('helpgate-takeover-');
+  t.teardown(cleanup);
+  // A dead owner (a process that has ended) that left an engine running.
+  const gone = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => gone.once('close', resolve));
+  const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', dataDir], { stdio: 'ignore' });
+  const orphanGone = new Promise((resolve) => orphan.once('close', resolve));
+  t.teardown(() => orphan.kill('SIGKILL'));
+  const stale = { pid: gone.pid!, startTicks: null, engine: 'sqlite', label: 'FerretDB', uri: 'mongodb://127.0.0.1:1/', children: [{ name: 'ferretdb', pid: orphan.pid!, wrapperPid: orphan.pid!, stopSignal: 'SIGTERM' }] };
+  writeFileSync(path.join(dataDir, 'helpgate.lock'), JSON.stringify(stale));
+
+  const starters = Array.from({ length: 6 }, () => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', LOCK_CHILD, dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: proc.stdout });
+    const next = () => new Promise<string>((resolve, reject) => {
+      lines.once('line', resolve);
+      proc.once('close', (code) => reject(new Error(`starter ${proc.pid} exited (${code})`)));
+    });
+    return { proc, next };
+  });
+  t.teardown(() => starters.forEach((s) => s.proc.kill('SIGKILL')));
+  await Promise.all(starters.map((s) => s.next()));
+  const results = starters.map((s) => s.next().then((line) => ({ pid: s.proc.pid!, ...(JSON.parse(line) as { won: boolean; error?: string }) })));
+  for (const s of starters) s.proc.stdin.write('go\n');
+  const outcomes = await Promise.all(results);
+
+  const winners = outcomes.filter((o) => o.won);
+  t.is(winners.length, 1, JSON.stringify(outcomes));
+  t.is(readLock(dataDir)?.pid, winners[0]?.pid, 'the lock file names the winner');
+  for (const loser of outcomes.filter((o) => !o.won)) t.regex(loser.error ?? '', new RegExp(`in use by helpgate process ${winners[0]?.pid}`));
+  await orphanGone;
+  t.false(isRunning(orphan.pid!), 'the engine the dead owner left was stopped');
+
+  for (const s of starters) s.proc.stdin.end();
+  await Promise.all(starters.map((s) => new Promise((resolve) => (s.proc.exitCode !== null ? resolve(null) : s.proc.once('close', resolve)))));
+  t.is(readLock(dataDir), null, 'the winner released the folder');
 });

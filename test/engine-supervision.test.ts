@@ -1,18 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import test from 'ava';
 import type { Article } from '../src/db/models/article.ts';
 import { openStore } from '../src/db/store.ts';
-import { tempDataDir } from './helpers/database.ts';
-import { embeddedHelpgate, isRunning, readEngineRecord, readLock } from './helpers/engine-process.ts';
+import { tempDataDir, testEngine, testToolsDir } from './helpers/database.ts';
+import { resolveDatabase } from '../src/db/embedded.ts';
+import { embeddedHelpgate, isRunning, processesUsing, readEngineRecord, readLock } from './helpers/engine-process.ts';
 import { HELPDESK, smtpClient } from './helpers/helpgate.ts';
 import { until } from './helpers/wait.ts';
 
 /**
  * The process that stores the data: PostgreSQL when the engine has one, else FerretDB. After
- * killing it the test occupies its port, so that it cannot come back until the test has seen
- * the outage from the outside, then frees the port and watches helpgate recover by itself.
+ * killing it the test blocks its way back, so that it cannot come back until the test has
+ * seen the outage from the outside, then unblocks it and watches helpgate recover by itself.
  */
 function storageChild(dataDir: string): { name: string; pid: number; port: number } {
   const lock = readLock(dataDir)!;
@@ -21,6 +24,29 @@ function storageChild(dataDir: string): { name: string; pid: number; port: numbe
   if (pg) return { name: 'postgres', pid: pg.pid, port: record.pgPort! };
   const ferretdb = lock.children.find((c) => c.name === 'ferretdb')!;
   return { name: 'ferretdb', pid: ferretdb.pid, port: record.port };
+}
+
+/** Kills the storage process and keeps it from starting again until `unblock`. */
+async function killAndBlock(dataDir: string, victim: { name: string; pid: number; port: number }): Promise<{ unblock(): Promise<void> }> {
+  process.kill(victim.pid, 'SIGKILL');
+  if (victim.name === 'postgres') {
+    // PostgreSQL listens on a socket in its folder, not on a port. A postmaster.pid naming a
+    // live process of PostgreSQL's own account makes it refuse to start ("is another postmaster
+    // running?"; another account's process it takes for stale).
+    const clusterDir = path.join(dataDir, 'postgres');
+    const { uid, gid } = statSync(clusterDir);
+    const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', ...(process.getuid?.() === 0 ? { uid, gid } : {}) });
+    const pidFile = path.join(clusterDir, 'postmaster.pid');
+    writeFileSync(pidFile, `${holder.pid}\n`, { mode: 0o644 });
+    return {
+      unblock: async () => {
+        rmSync(pidFile, { force: true });
+        if (holder.exitCode === null) await new Promise((resolve) => holder.once('close', resolve).kill('SIGKILL'));
+      },
+    };
+  }
+  const server = await occupy(victim.port);
+  return { unblock: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 /** Takes a port as soon as its owner has died; every connection is dropped at once. */
@@ -78,13 +104,12 @@ test('the database child killed mid-run: SMTP answers 451 while it is down, help
   await until(() => accepted.length >= 5, { what: 'the first mails accepted', timeoutMs: 60_000 });
 
   const victim = storageChild(dataDir);
-  process.kill(victim.pid, 'SIGKILL');
-  const blocker = await occupy(victim.port);
+  const blocker = await killAndBlock(dataDir, victim);
   const acceptedBeforeOutage = answers.length;
   await until(() => answers.slice(acceptedBeforeOutage).includes('451'), { what: `a 451 while ${victim.name} is down`, timeoutMs: 60_000 }).catch((err: Error) => {
     throw new Error(`${err.message}; answers: ${answers.slice(acceptedBeforeOutage).join(',')}\n${helpgate.output}`);
   });
-  await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  await blocker.unblock();
   recovered = true;
   await until(() => acceptedAfterRecovery >= 5, { what: `mails accepted again after ${victim.name} came back`, timeoutMs: 90_000 }).catch((err: Error) => {
     throw new Error(`${err.message}; last answers: ${answers.slice(-10).join(',')}\n${helpgate.output}`);
@@ -123,9 +148,8 @@ test('a database child that cannot be brought back within HELPGATE_ENGINE_RESTAR
   await helpgate.start();
   const victim = storageChild(dataDir);
   const children = readLock(dataDir)!.children;
-  process.kill(victim.pid, 'SIGKILL');
-  const blocker = await occupy(victim.port);
-  t.teardown(() => blocker.close());
+  const blocker = await killAndBlock(dataDir, victim);
+  t.teardown(() => blocker.unblock());
   await until(() => !helpgate.running, { what: 'helpgate to give up', timeoutMs: 60_000 });
   t.is(helpgate.exitCode, 1);
   t.regex(helpgate.output, new RegExp(`${victim.name} could not be restarted within 3 s`));
@@ -135,4 +159,43 @@ test('a database child that cannot be brought back within HELPGATE_ENGINE_RESTAR
     children.filter((c) => isRunning(c.pid)).map((c) => c.name),
     [],
   );
+});
+
+test('stopping the database while a dead child is being started again: stop() ends only when that child is stopped too', async (t) => {
+  t.timeout(120_000);
+  const dataDir = tempDataDir('helpgate-stop-recovering-');
+  const db = await resolveDatabase({ dataDir, toolsDir: testToolsDir(), engine: testEngine() });
+  const frozen: number[] = [];
+  t.teardown(async () => {
+    for (const pid of frozen) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    await db.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const victim = storageChild(dataDir);
+  const others = readLock(dataDir)!.children.filter((c) => c.pid !== victim.pid);
+  process.kill(victim.pid, 'SIGKILL');
+  // Its replacement, caught (and held) while it starts: the restart is in flight. A first
+  // attempt may end by itself (the dead one's leftovers still in the way): the next is caught.
+  const isReplacement = (pid: number) => pid !== victim.pid && !others.some((c) => c.pid === pid || c.wrapperPid === pid) && !/^sh\0/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  const replacement = await until(
+    () => {
+      const pid = processesUsing(dataDir).find(isReplacement);
+      if (pid === undefined) return null;
+      process.kill(pid, 'SIGSTOP'); // throws (and is polled again) if it has ended meanwhile
+      frozen.push(pid);
+      return pid;
+    },
+    { what: `a new ${victim.name} process`, timeoutMs: 30_000, intervalMs: 2 },
+  );
+  const stopped = db.stop();
+  await until(() => others.every((c) => !isRunning(c.pid)), { what: 'the other engine processes to stop', timeoutMs: 30_000 });
+  try {
+    process.kill(replacement, 'SIGCONT');
+  } catch (err) {
+    // Caught while it was already ending (a failed attempt): the supervisor tries again, or stops.
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+  await stopped;
+  t.deepEqual(processesUsing(dataDir), [], 'nothing of the engine runs once stop() has returned');
+  t.is(readLock(dataDir), null, 'and only then is the data folder released');
 });

@@ -1,4 +1,4 @@
-import { linkSync, readFileSync } from 'node:fs';
+import { linkSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NoDatabaseError } from '../../errors/errors.ts';
 import { DataDirInUseError } from './errors.ts';
@@ -96,22 +96,34 @@ export interface EngineLock {
 export async function acquireLock(dataDir: string): Promise<EngineLock> {
   const file = lockFile(dataDir);
   let content: LockContent = { pid: process.pid, startTicks: startTicks(process.pid), engine: '', label: '', uri: '', children: [] };
-  for (let attempt = 0; ; attempt++) {
+  const tryLink = (): boolean => {
     const tmp = `${file}.new-${process.pid}`;
     writeAtomically(tmp, JSON.stringify(content));
     try {
       linkSync(tmp, file); // atomic: fails if a lock exists, and the lock is never seen half-written
-      break;
+      return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      return false;
     } finally {
       removeQuietly(tmp);
     }
+  };
+  for (let attempt = 0; !tryLink(); attempt++) {
+    if (attempt >= 5) throw new NoDatabaseError(`could not take the lock ${file}: it keeps changing hands`);
     const held = readLock(dataDir);
     if (!held) continue;
     if (ownerAlive(held)) throw new DataDirInUseError(dataDir, held.pid);
-    await stopOrphans(held.children, dataDir);
-    removeQuietly(file);
+    // Several starters can see the same dead owner: one at a time takes over, and only the
+    // lock it saw (a second one would otherwise remove the first one's fresh lock).
+    const taken = await whileGuarded(dataDir, async () => {
+      const still = readLock(dataDir);
+      if (!still || still.pid !== held.pid || still.startTicks !== held.startTicks) return false;
+      await stopOrphans(still.children, dataDir);
+      removeQuietly(file);
+      return tryLink();
+    });
+    if (taken) break;
   }
   const releaseOnExit = () => release();
   const release = () => {
@@ -128,13 +140,109 @@ export async function acquireLock(dataDir: string): Promise<EngineLock> {
   };
 }
 
-/** A listed process still running with this data folder on its command line (not a reused PID). */
+const guardFile = (dataDir: string) => `${lockFile(dataDir)}.takeover`;
+
+/**
+ * Runs `work` holding helpgate.lock.takeover (created O_EXCL, naming this process). A guard
+ * left by a dead process is removed; one held by a live process is waited for, as long as
+ * stopping a dead owner's engines can take.
+ */
+async function whileGuarded<T>(dataDir: string, work: () => Promise<T>): Promise<T> {
+  const guard = guardFile(dataDir);
+  const mine = JSON.stringify({ pid: process.pid, startTicks: startTicks(process.pid) });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      writeFileSync(guard, mine, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const seen = readGuard(guard);
+    if (seen !== null && !guardHolderAlive(seen)) removeStaleGuard(guard, seen);
+    else if (Date.now() > deadline) throw new NoDatabaseError(`${guard} is held by a live process for more than 30 s; remove it if no helpgate is starting`);
+    else await pause(20);
+  }
+  try {
+    return await work();
+  } finally {
+    if (readGuard(guard) === mine) removeQuietly(guard);
+  }
+}
+
+function readGuard(guard: string): string | null {
+  try {
+    return readFileSync(guard, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function guardHolderAlive(text: string): boolean {
+  let holder: { pid: number; startTicks: number | null };
+  try {
+    holder = JSON.parse(text) as { pid: number; startTicks: number | null };
+  } catch {
+    return true; // being written (writeFileSync is not atomic): its writer is alive
+  }
+  return ownerAlive({ ...holder, engine: '', label: '', uri: '', children: [] });
+}
+
+/**
+ * Removes the dead holder's guard, and only that one: it is moved aside first, and put back
+ * if another starter had replaced it meanwhile.
+ */
+function removeStaleGuard(guard: string, seen: string): void {
+  const aside = `${guard}.stale-${process.pid}`;
+  try {
+    renameSync(guard, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // another starter removed it
+    throw err;
+  }
+  if (readFileSync(aside, 'utf8') !== seen) {
+    try {
+      linkSync(aside, guard);
+    } catch (err) {
+      // EEXIST: a third starter created a guard meanwhile. Its holder and the one whose guard
+      // was moved aside both re-read the lock under "their" guard, and link theirs only if
+      // none is there: at worst one of them waits for the other's lock and finds it live.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  removeQuietly(aside);
+}
+
+/**
+ * A listed process still running with this data folder on its command line (not a reused
+ * PID). Both sides are compared as real paths: the folder may be reached through a symlink.
+ */
 function stillOurs(pid: number, dataDir: string): boolean {
   if (!isAlive(pid)) return false;
+  let args: string[];
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir);
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   } catch {
-    return false;
+    return false; // gone meanwhile, or no /proc: nothing we can tell is ours
+  }
+  const folder = realPath(dataDir);
+  return args.some((arg) => {
+    const at = arg.indexOf('/'); // "-D /x", "--state-dir=/x", "file:/x/"
+    if (at === -1) return false;
+    const named = realPath(arg.slice(at));
+    return named === folder || named.startsWith(`${folder}/`);
+  });
+}
+
+/** The path with symlinks resolved, as far as it exists. */
+function realPath(p: string): string {
+  const resolved = path.resolve(p);
+  try {
+    return realpathSync(resolved);
+  } catch {
+    const parent = path.dirname(resolved);
+    return parent === resolved ? resolved : path.join(realPath(parent), path.basename(resolved));
   }
 }
 

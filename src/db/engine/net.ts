@@ -19,8 +19,17 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function canConnect(port: number): Promise<boolean> {
+  return answers({ host: '127.0.0.1', port });
+}
+
+/** Whether something accepts connections on this unix socket. */
+export function canConnectToSocket(socketPath: string): Promise<boolean> {
+  return answers({ path: socketPath });
+}
+
+function answers(to: net.NetConnectOpts): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect(to);
     sock.once('connect', () => {
       sock.destroy();
       resolve(true);

@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { NoDatabaseError } from '../../errors/errors.ts';
-import { canConnect, pause } from './net.ts';
+import { canConnect, canConnectToSocket, pause } from './net.ts';
 
 /** Above every client's connections: FerretDB's PostgreSQL pool, sized in its URL. */
 export const FERRETDB_PG_POOL = 200;
@@ -89,6 +90,45 @@ function run(bin: string, args: string[], account: Account | null, cwd: string):
   });
 }
 
+/**
+ * How FerretDB reaches the cluster. Through the unix socket inside the cluster folder (mode
+ * 700: only PostgreSQL's account and root get in), with PostgreSQL not listening on TCP at
+ * all: a TCP listener would let any local user in, and a superuser can run shell commands
+ * (COPY ... TO PROGRAM). Where the socket's path would pass the kernel's limit (107 bytes) or
+ * holds a comma, PostgreSQL listens on 127.0.0.1 and asks for the password kept in a 0600 file.
+ */
+export interface PgAccess {
+  /** The socket's folder, or null for TCP on 127.0.0.1. */
+  socketDir: string | null;
+  port: number;
+  /** FerretDB's --postgresql-url (never holding the password: command lines are public). */
+  url: string;
+  /** FerretDB's environment: the password, for TCP. */
+  env: NodeJS.ProcessEnv;
+}
+
+const passwordFile = (clusterDir: string) => `${clusterDir}.password`;
+
+export function pgAccess(clusterDir: string, pgPort: number): PgAccess {
+  const params = `sslmode=disable&pool_max_conns=${FERRETDB_PG_POOL}`;
+  // FerretDB's driver reads a comma in the socket's folder as a list of hosts: TCP then, too.
+  if (Buffer.byteLength(path.join(clusterDir, `.s.PGSQL.${pgPort}`)) <= 103 && !clusterDir.includes(',')) {
+    return { socketDir: clusterDir, port: pgPort, url: `postgres://${PG_ROLE}@/postgres?host=${encodeURIComponent(clusterDir)}&port=${pgPort}&${params}`, env: process.env };
+  }
+  const file = passwordFile(clusterDir);
+  if (!existsSync(file)) {
+    throw new NoDatabaseError(`the PostgreSQL cluster ${clusterDir} cannot be reached through a unix socket (path too long, or holding a comma) and has no password (${file} is missing): choose another HELPGATE_DATA_DIR`);
+  }
+  return { socketDir: null, port: pgPort, url: `postgres://${PG_ROLE}@127.0.0.1:${pgPort}/postgres?${params}`, env: { ...process.env, PGPASSWORD: readFileSync(file, 'utf8').trim() } };
+}
+
+/** Socket connections need no password (only the cluster's account and root reach the socket); TCP does. */
+function writeHba(clusterDir: string, account: Account | null): void {
+  const hba = path.join(clusterDir, 'pg_hba.conf');
+  writeFileSync(hba, 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n');
+  if (account) chownSync(hba, account.uid, account.gid);
+}
+
 /** Creates the cluster on first start (about half a second); checks it can be used on later ones. */
 export async function prepareCluster(bin: string, clusterDir: string, account: Account | null): Promise<void> {
   if (account) checkReachable(clusterDir, account);
@@ -98,28 +138,43 @@ export async function prepareCluster(bin: string, clusterDir: string, account: A
     if (me !== undefined && owner !== me) {
       throw new NoDatabaseError(`the PostgreSQL cluster ${clusterDir} belongs to uid ${owner}: run helpgate as that user (or as root)`);
     }
+    writeHba(clusterDir, account); // clusters made before TCP needed a password trusted it
     return;
   }
-  // A folder without PG_VERSION is an interrupted first start: begin again.
+  // initdb writes PG_VERSION long before it is done: it works in a folder of its own, moved
+  // into place once complete, so that a cluster folder is always a finished one. What an
+  // interrupted first start left is removed (we hold the data folder's lock: its owner is gone).
+  const dataDir = path.dirname(clusterDir);
+  const base = path.basename(clusterDir);
+  for (const name of readdirSync(dataDir)) if (name.startsWith(`${base}.init-`) || name.startsWith(`${base}.pwfile-`)) rmSync(path.join(dataDir, name), { recursive: true, force: true });
   rmSync(clusterDir, { recursive: true, force: true });
-  mkdirSync(clusterDir, { mode: 0o700 });
-  if (account) chownSync(clusterDir, account.uid, account.gid);
-  await run(path.join(bin, 'initdb'), ['-D', clusterDir, '-U', PG_ROLE, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-instructions'], account, clusterDir);
-  // Only this machine, and only through loopback or the socket inside the cluster folder.
-  const hba = path.join(clusterDir, 'pg_hba.conf');
-  writeFileSync(hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
-  if (account) chownSync(hba, account.uid, account.gid);
+  const initDir = `${clusterDir}.init-${process.pid}`;
+  mkdirSync(initDir, { mode: 0o700 });
+  if (account) chownSync(initDir, account.uid, account.gid);
+  // The role's password, for TCP (used only where the socket path is too long): kept beside
+  // the cluster for helpgate, and handed to initdb in a file of its own that initdb may read.
+  const password = randomBytes(24).toString('base64url');
+  writeFileSync(passwordFile(clusterDir), `${password}\n`, { mode: 0o600 });
+  const pwfile = `${clusterDir}.pwfile-${process.pid}`;
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  try {
+    if (account) chownSync(pwfile, account.uid, account.gid);
+    await run(path.join(bin, 'initdb'), ['-D', initDir, '-U', PG_ROLE, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C', '--no-instructions'], account, initDir);
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
+  writeHba(initDir, account);
+  renameSync(initDir, clusterDir);
 }
 
 /** The postgres command line: settings passed here so that they hold whatever the conf file says. */
-export function postgresArgs(clusterDir: string, pgPort: number): string[] {
-  // A unix socket path longer than the kernel's limit (107 bytes) would stop PostgreSQL from starting.
-  const socketOk = path.join(clusterDir, `.s.PGSQL.${pgPort}`).length < 100;
+export function postgresArgs(clusterDir: string, access: PgAccess): string[] {
   return [
     '-D', clusterDir,
-    '-c', 'listen_addresses=127.0.0.1',
-    '-c', `port=${pgPort}`,
-    '-c', `unix_socket_directories=${socketOk ? clusterDir : ''}`,
+    '-c', `listen_addresses=${access.socketDir ? '' : '127.0.0.1'}`,
+    '-c', `port=${access.port}`,
+    // Quoted (quotes doubled): the value is a comma-separated list, and the path may hold commas.
+    '-c', `unix_socket_directories=${access.socketDir ? `"${access.socketDir.replace(/"/g, '""')}"` : ''}`,
     '-c', `max_connections=${PG_MAX_CONNECTIONS}`,
     '-c', 'synchronous_commit=on',
     '-c', 'fsync=on',
@@ -131,7 +186,8 @@ export function postgresArgs(clusterDir: string, pgPort: number): string[] {
  * Ready when postmaster.pid is this postgres's (not one left by a killed predecessor) and says
  * "ready" (it does after crash recovery), and the port answers.
  */
-export async function waitForPostgres(clusterDir: string, pgPort: number, pid: number, stillRunning: () => boolean, output: () => string): Promise<void> {
+export async function waitForPostgres(clusterDir: string, access: PgAccess, pid: number, stillRunning: () => boolean, output: () => string): Promise<void> {
+  const answers = () => (access.socketDir ? canConnectToSocket(path.join(access.socketDir, `.s.PGSQL.${access.port}`)) : canConnect(access.port));
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (!stillRunning()) throw new NoDatabaseError(`postgres exited: ${output().slice(-1500)}`);
@@ -141,8 +197,8 @@ export async function waitForPostgres(clusterDir: string, pgPort: number, pid: n
     } catch {
       // not written yet
     }
-    if (lines[0] === String(pid) && lines[7]?.trim() === 'ready' && (await canConnect(pgPort))) return;
+    if (lines[0] === String(pid) && lines[7]?.trim() === 'ready' && (await answers())) return;
     await pause(30);
   }
-  throw new NoDatabaseError(`postgres did not become ready on 127.0.0.1:${pgPort} within 60 s: ${output().slice(-1500)}`);
+  throw new NoDatabaseError(`postgres did not become ready on ${access.socketDir ?? '127.0.0.1'}:${access.port} within 60 s: ${output().slice(-1500)}`);
 }

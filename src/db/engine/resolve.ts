@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { FERRETDB_VERSION, installFerretdb } from '../ferretdb-install.ts';
 import { engineHoldingDir, readEngineRecord, writeEngineRecord, type EngineRecord } from './data-dir.ts';
 import { EngineMismatchError } from './errors.ts';
 import { acquireLock } from './lock.ts';
 import { canConnect, freePort, onPath, pause } from './net.ts';
-import { FERRETDB_PG_POOL, PG_ROLE, findPostgresBin, postgresAccount, postgresArgs, postgresVersion, prepareCluster, waitForPostgres } from './postgres.ts';
+import { findPostgresBin, pgAccess, postgresAccount, postgresArgs, postgresVersion, prepareCluster, waitForPostgres } from './postgres.ts';
 import { Supervisor, type ChildSpec } from './supervise.ts';
 import { spawnTethered, type Tethered, type TetherOptions } from './tether.ts';
 import type { DatabaseServer, EmbeddedEngine, ResolveOptions } from './types.ts';
@@ -71,7 +71,10 @@ export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseSer
   try {
     const record: EngineRecord = readEngineRecord(dataDir) ?? { engine, port: opts.port ?? (await freePort()) };
     if (engine === 'postgresql') record.pgPort ??= await freePort();
-    for (const port of [record.port, record.pgPort]) {
+    const clusterDir = path.join(dataDir, 'postgres');
+    // PostgreSQL's port is a TCP port only where its socket path is too long (see pgAccess).
+    const pgTcpPort = engine === 'postgresql' && existsSync(path.join(clusterDir, 'PG_VERSION')) && !pgAccess(clusterDir, record.pgPort!).socketDir ? record.pgPort : undefined;
+    for (const port of [record.port, pgTcpPort]) {
       if (port && (await canConnect(port))) throw new NoDatabaseError(`port ${port}, recorded in ${dataDir}/engine.json for its database, is taken by another program`);
     }
     let label: string;
@@ -81,36 +84,37 @@ export async function resolveDatabase(opts: ResolveOptions): Promise<DatabaseSer
       mkdirSync(dbPath, { recursive: true });
       await supervisor.add(listening('mongod', 'mongod', ['--dbpath', dbPath, '--bind_ip', '127.0.0.1', '--port', String(record.port), '--quiet'], record.port, { stopSignal: 'TERM' }));
     } else {
-      const ferretdb = await installFerretdb(opts.toolsDir, log);
+      // Absolute: on SQLite, FerretDB runs in its data folder.
+      const ferretdb = path.resolve(await installFerretdb(opts.toolsDir, log));
       const common = [`--listen-addr=127.0.0.1:${record.port}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'];
       if (engine === 'postgresql') {
-        const clusterDir = path.join(dataDir, 'postgres');
         const account = postgresAccount(clusterDir);
         await prepareCluster(pgBin!, clusterDir, account);
         label = `FerretDB ${FERRETDB_VERSION.replace(/^v/, '')} on ${postgresVersion(pgBin!)}`;
-        const pgPort = record.pgPort!;
+        const access = pgAccess(clusterDir, record.pgPort!);
         await supervisor.add({
           name: 'postgres',
           stopSignal: 'SIGINT',
           start: async () => {
-            const child = await spawnTethered('postgres', path.join(pgBin!, 'postgres'), postgresArgs(clusterDir, pgPort), {
+            const child = await spawnTethered('postgres', path.join(pgBin!, 'postgres'), postgresArgs(clusterDir, access), {
               stopSignal: 'INT',
               cwd: clusterDir,
               ...(account ? { uid: account.uid, gid: account.gid } : {}),
             });
-            await ready(child, () => waitForPostgres(clusterDir, pgPort, child.pid, () => child.running, child.output));
+            await ready(child, () => waitForPostgres(clusterDir, access, child.pid, () => child.running, child.output));
             return child;
           },
         });
         const stateDir = path.join(dataDir, 'ferretdb-state');
         mkdirSync(stateDir, { recursive: true });
-        const pgUrl = `postgres://${PG_ROLE}@127.0.0.1:${pgPort}/postgres?sslmode=disable&pool_max_conns=${FERRETDB_PG_POOL}`;
-        await supervisor.add(listening('ferretdb', ferretdb, ['--handler=postgresql', `--postgresql-url=${pgUrl}`, `--state-dir=${stateDir}`, ...common], record.port, { stopSignal: 'TERM' }));
+        await supervisor.add(listening('ferretdb', ferretdb, ['--handler=postgresql', `--postgresql-url=${access.url}`, `--state-dir=${stateDir}`, ...common], record.port, { stopSignal: 'TERM', env: access.env }));
       } else {
         label = `FerretDB ${FERRETDB_VERSION.replace(/^v/, '')} on SQLite`;
         const dir = path.join(dataDir, 'ferretdb');
         mkdirSync(dir, { recursive: true });
-        await supervisor.add(listening('ferretdb', ferretdb, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--state-dir=${dir}`, ...common], record.port, { stopSignal: 'TERM' }));
+        // FerretDB hands SQLite "file:" + the decoded path, so a folder whose path holds # ? or %
+        // would be cut or misread: it is given the folder as its working directory instead.
+        await supervisor.add(listening('ferretdb', ferretdb, ['--handler=sqlite', '--sqlite-url=file:./', `--state-dir=${dir}`, ...common], record.port, { stopSignal: 'TERM', cwd: dir }));
       }
     }
     writeEngineRecord(dataDir, record);

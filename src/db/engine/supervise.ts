@@ -1,5 +1,4 @@
 import type { LockedChild } from './lock.ts';
-import { pause } from './net.ts';
 import type { Tethered } from './tether.ts';
 
 /** One engine process: how to start it and wait until it serves. */
@@ -33,6 +32,10 @@ export class Supervisor {
   private readonly entries: Entry[] = [];
   private stopping = false;
   private gaveUp = false;
+  /** Restarts in progress: stop() waits for them, so that nothing they start outlives it. */
+  private readonly recovering = new Set<Promise<void>>();
+  /** Ends a restart's backoff wait early, when stopping. */
+  private wake: (() => void) | null = null;
 
   constructor(private readonly opts: SupervisorOptions) {}
 
@@ -51,7 +54,9 @@ export class Supervisor {
   /** Stops every child, last started first. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.wake?.();
     for (const entry of [...this.entries].reverse()) await entry.current?.stop();
+    await Promise.all(this.recovering);
   }
 
   private changed(): void {
@@ -65,7 +70,8 @@ export class Supervisor {
       entry.current = null;
       this.changed();
       this.opts.log(`${entry.spec.name} (pid ${child.pid}) exited with code ${code}; restarting it: ${child.output().trim().split('\n').slice(-2).join(' | ')}`);
-      void this.recover(entry);
+      const recovery = this.recover(entry).finally(() => this.recovering.delete(recovery));
+      this.recovering.add(recovery);
     });
   }
 
@@ -74,7 +80,14 @@ export class Supervisor {
     let delay = 100;
     let lastError: Error | null = null;
     while (!this.stopping) {
-      await pause(delay);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
       if (this.stopping) return;
       try {
         entry.current = await entry.spec.start();
