@@ -3,7 +3,7 @@
  * Usage: coordination-child.ts <uri> <dbName> <op> [arg]. It connects, prints "ready", waits
  * for "go" on stdin (so that all processes start together), runs the op and prints one JSON
  * line with its result. Ops "claim-and-die" and "lease-and-die" exit without settling or
- * releasing, as a killed worker would.
+ * releasing, as a killed worker would; "number-until-killed" numbers until it is killed.
  */
 import { createInterface } from 'node:readline';
 import { Schema } from 'mongoose';
@@ -16,6 +16,9 @@ const store = await openStore(uri, { dbName });
 const Seq = store.conn.model('CoordSeq', new Schema({ _id: String, n: { type: Number, required: true } }, { collection: 'coordseq' }).index({ n: 1 }, { unique: true }));
 await Seq.createCollection().catch(() => undefined);
 await Seq.syncIndexes();
+const KillSeq = store.conn.model('CoordKillSeq', new Schema({ _id: String, n: { type: Number, required: true } }, { collection: 'coordkillseq' }).index({ n: 1 }, { unique: true }));
+await KillSeq.createCollection().catch(() => undefined);
+await KillSeq.syncIndexes();
 process.stdout.write('ready\n');
 await new Promise<void>((resolve) => createInterface({ input: process.stdin }).once('line', () => resolve()));
 
@@ -43,6 +46,14 @@ if (op === 'claim') {
   const out: number[] = [];
   for (let i = 0; i < Number(arg); i++) out.push((await insertNumbered<{ n: number }>({ model: Seq, field: 'n', first: 1, build: (n) => ({ _id: `${me}-${i}`, n }) })).doc.n);
   result = out;
+} else if (op === 'number-until-killed') {
+  // Several callers at once in this one process, as ingest workers creating tickets are,
+  // until the parent kills the process with SIGKILL in the middle.
+  const callers = Array.from({ length: Number(arg) }, async (_, c) => {
+    for (let i = 0; ; i++) await insertNumbered<{ n: number }>({ model: KillSeq, field: 'n', first: 1, build: (n) => ({ _id: `${me}-${c}-${i}`, n }) });
+  });
+  process.stdout.write('numbering\n');
+  await Promise.all(callers);
 } else if (op === 'once') {
   result = (await insertOnce(store.models.Secret, { _id: 'coord-once', value: me })).created;
 } else if (op === 'lease') {

@@ -14,7 +14,7 @@
  *   stored once; a re-run finds the stored one. That is how a crash at any point is repaired by
  *   running the same step again.
  * - insertNumbered (numbers.ts): the next number of a sequence (ticket numbers), taken by
- *   inserting the numbered document itself into a unique index: no gaps, no counters.
+ *   inserting the numbered document itself into a unique index: one insert at a time per process, so a crash leaves no gap; no counters.
  * - appendSlot (slots.ts): the next free position of a list ("<list>#<n>") for lists that many
  *   writers append to at once.
  * - countInWindow (window.ts): at most N events per key and time window (rate limits).
