@@ -21,7 +21,8 @@
  * - Lease (lease.ts): "one process does this for a while" (a timer, the mail of one address),
  *   lapsing by itself when its holder dies.
  * - WorkQueue and QueueWorker (work-queue.ts, queue-worker.ts): the claim → handle → settle
- *   loop of the inbox and the outbox, claiming and settling in batches.
+ *   loop of the inbox and the outbox, claiming and settling in batches; requeueStranded
+ *   repairs items left without a queue entry.
  * - EpochLease (epoch-lease.ts): a long-held, renewed lease (reading one IMAP mailbox).
  * - idFor (ids.ts): the _id of a document that is unique by an idempotency key.
  *
@@ -40,5 +41,5 @@ export { Lease, type Held } from './lease.ts';
 export { insertNumbered } from './numbers.ts';
 export { appendSlot, readSlots } from './slots.ts';
 export { countInWindow, sweepWindows } from './window.ts';
-export { countQueued, dropWork, enqueueWork, unclaimedOf, WorkQueue, type Claimed, type Settlement } from './work-queue.ts';
+export { countQueued, dropWork, enqueueWork, requeueStranded, unclaimedOf, WorkQueue, type Claimed, type Settlement } from './work-queue.ts';
 export { QueueWorker, type QueueWorkerOptions } from './queue-worker.ts';

@@ -54,8 +54,14 @@ export interface WorkQueueOptions<T> {
 
 /** Due entries read per scan; claims take from them until they run out. */
 const SCAN = 64;
-/** An entry whose item is still missing after this long was left by a failed write: dropped. */
-const ORPHAN_ENTRY_MS = 60_000;
+/**
+ * An entry whose item is still missing after this long was left by a failed write: dropped.
+ * Writers put the entry first and the item second, and the time between the two can be long:
+ * the SMTP intake's group commit waits for the batch before its own (each write bounded by the
+ * driver's socket timeout of 30 s). So this is far longer than any write; were it shorter, an
+ * entry could be dropped before its item is stored (requeueStranded repairs that too).
+ */
+const ORPHAN_ENTRY_MS = 10 * 60_000;
 
 const claimId = (entry: unknown, n: number) => `${String(entry)}#${n}`;
 
@@ -65,6 +71,32 @@ export async function enqueueWork(queue: Model<any>, ids: unknown[], due: Date):
     queue,
     ids.map((_id) => ({ _id, due, since: due })),
   );
+}
+
+export interface StrandedWork {
+  items: Model<any>;
+  queue: Model<any>;
+  /** Which items still need work (e.g. {state: 'pending'}). */
+  needsWork: Record<string, unknown>;
+  /** The item's field that says when it is due. */
+  dueField: string;
+}
+
+/**
+ * Re-queues items that need work but have no queue entry: left so by a crash between an item's
+ * update and its entry, or by an entry dropped as an orphan before its item was stored. Items
+ * are read before entries: an entry is always written before its item, so an item seen here had
+ * its entry already; one missing on the second read was either lost or settled in between, and
+ * re-queueing a settled item only costs the worker a look (it drops the entry). Three commands.
+ */
+export async function requeueStranded(spec: StrandedWork, now: Date): Promise<number> {
+  const items = (await spec.items.collection.find(spec.needsWork as never, { projection: { _id: 1, [spec.dueField]: 1 } }).toArray()) as unknown as Record<string, unknown>[];
+  if (!items.length) return 0;
+  const queued = new Set((await spec.queue.collection.find({ due: { $exists: true } } as never, { projection: { _id: 1 } }).toArray()).map((e) => String(e._id)));
+  const stranded = items.filter((i) => !queued.has(String(i._id)));
+  if (!stranded.length) return 0;
+  const dueOf = (i: Record<string, unknown>) => (i[spec.dueField] instanceof Date ? (i[spec.dueField] as Date) : now);
+  return (await insertManyOnce(spec.queue, stranded.map((i) => ({ _id: i._id, due: dueOf(i), since: now })))).length;
 }
 
 export class WorkQueue<T extends { _id: unknown }> {
