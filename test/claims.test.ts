@@ -142,3 +142,24 @@ test.serial('articles added at once from several connections are all on the tick
   const times = articles.map((a) => new Date(a.createdAt).getTime());
   t.deepEqual(times, [...times].sort((x, y) => x - y), 'oldest first');
 });
+
+test.serial('a worker settling late, after the worker that took its item over has settled it, changes nothing', async (t) => {
+  const [store] = await connections(1);
+  const { Inbox, InboxQueue } = store!.models;
+  await InboxQueue.deleteMany({});
+  const t0 = new Date();
+  const [item] = await Inbox.insertMany([{ source: 'smtp', envelope: { mailFrom: 'late@x.org', rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0 }]);
+  await enqueueWork(InboxQueue, [item!._id], t0);
+  const queue = (owner: string) => new WorkQueue<InboxItem>({ items: Inbox, queue: InboxQueue, leaseMs: 30_000, owner, isClaimable: (doc) => doc.state === 'pending' });
+  const slow = queue('slow');
+  t.is((await slow.claim(10, t0)).length, 1);
+  // The slow worker's lease lapses; another takes the item over and finishes it.
+  const fast = queue('fast');
+  t.is((await fast.claim(10, new Date(t0.getTime() + 40_000)))[0]?.attempt, 2);
+  await fast.settle([{ id: item!._id, update: { $set: { state: 'done', note: 'fast' } }, retryAt: null }]);
+  t.is(await InboxQueue.countDocuments({}), 0, 'entry and every claim gone');
+  // The slow one gives up on it at last: the item stays done.
+  await slow.settle([{ id: item!._id, update: { $set: { state: 'quarantined', note: 'slow' } }, retryAt: null }]);
+  const stored = await Inbox.findById(item!._id).lean<InboxItem>();
+  t.deepEqual([stored?.state, stored?.note], ['done', 'fast']);
+});

@@ -251,16 +251,23 @@ export class WorkQueue<T extends { _id: unknown }> {
   /**
    * Records the outcome of claimed items: each item's update, then its entry deleted (done)
    * or made due again (retry). An item whose claim was taken over (its lease lapsed while we
-   * worked) is left to the new holder. The items first, then the queue: a crash in between
+   * worked) is left to the new holder, and one whose claim is gone (settled by that holder, or
+   * its work withdrawn) is left as it is. The items first, then the queue: a crash in between
    * leaves entries whose items are settled, which the next claim drops.
    */
   async settle(results: Settlement[]): Promise<void> {
     if (!results.length) return;
     const keys = results.map((r) => String(r.id));
     try {
-      const later = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
-      const lost = new Set(later.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
-      const ours = results.filter((r) => !lost.has(String(r.id)));
+      // Ours only while our claim is there and none after it: a claim taken over has a later
+      // one, and one settled or withdrawn by someone else meanwhile has none left at all.
+      const claims = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
+      const found = new Set(claims.map((c) => String(c._id)));
+      const overtaken = new Set(claims.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
+      const ours = results.filter((r) => {
+        const n = this.mine.get(String(r.id));
+        return n !== undefined && found.has(claimId(r.id, n)) && !overtaken.has(String(r.id));
+      });
       if (!ours.length) return;
       await this.opts.items.bulkWrite(ours.map((r) => ({ updateOne: { filter: { _id: r.id }, update: r.update } })) as never, { ordered: false });
       const retries = ours.filter((r) => r.retryAt);
