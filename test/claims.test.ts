@@ -163,3 +163,4 @@ test.serial('a worker settling late, after the worker that took its item over ha
   const stored = await Inbox.findById(item!._id).lean<InboxItem>();
   t.deepEqual([stored?.state, stored?.note], ['done', 'fast']);
 });
+

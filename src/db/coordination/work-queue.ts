@@ -114,6 +114,23 @@ export class WorkQueue<T extends { _id: unknown }> {
     return this.opts.queue.collection;
   }
 
+  get leaseMs(): number {
+    return this.opts.leaseMs;
+  }
+
+  /**
+   * Extends our claims on these items by a full lease from `now`, in one update, so that work
+   * taking longer than a lease is not taken over while it runs. Only our own claim documents are
+   * touched; a claim taken over meanwhile stays overtaken (settle sees the later one).
+   */
+  async renew(ids: unknown[], now: Date): Promise<void> {
+    const claims = ids.flatMap((id) => {
+      const n = this.mine.get(String(id));
+      return n === undefined ? [] : [claimId(id, n)];
+    });
+    if (claims.length) await this.queue.updateMany({ _id: { $in: claims } } as never, { $set: { expiresAt: new Date(now.getTime() + this.opts.leaseMs) } });
+  }
+
   /** Claims up to `max` due items; none when no due item could be claimed. */
   async claim(max: number, now: Date): Promise<Claimed<T>[]> {
     // Candidates lost to other workers make room for the next ones, until the scan runs dry.
@@ -252,23 +269,22 @@ export class WorkQueue<T extends { _id: unknown }> {
    * Records the outcome of claimed items: each item's update, then its entry deleted (done)
    * or made due again (retry). An item whose claim was taken over (its lease lapsed while we
    * worked) is left to the new holder, and one whose claim is gone (settled by that holder, or
-   * its work withdrawn) is left as it is. The items first, then the queue: a crash in between
+   * its work withdrawn) is left as it is. When it throws, the items stay ours: call it again
+   * with the same results, or forget them. The items first, then the queue: a crash in between
    * leaves entries whose items are settled, which the next claim drops.
    */
   async settle(results: Settlement[]): Promise<void> {
     if (!results.length) return;
-    const keys = results.map((r) => String(r.id));
-    try {
-      // Ours only while our claim is there and none after it: a claim taken over has a later
-      // one, and one settled or withdrawn by someone else meanwhile has none left at all.
-      const claims = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
-      const found = new Set(claims.map((c) => String(c._id)));
-      const overtaken = new Set(claims.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
-      const ours = results.filter((r) => {
-        const n = this.mine.get(String(r.id));
-        return n !== undefined && found.has(claimId(r.id, n)) && !overtaken.has(String(r.id));
-      });
-      if (!ours.length) return;
+    // Ours only while our claim is there and none after it: a claim taken over has a later
+    // one, and one settled or withdrawn by someone else meanwhile has none left at all.
+    const claims = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
+    const found = new Set(claims.map((c) => String(c._id)));
+    const overtaken = new Set(claims.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
+    const ours = results.filter((r) => {
+      const n = this.mine.get(String(r.id));
+      return n !== undefined && found.has(claimId(r.id, n)) && !overtaken.has(String(r.id));
+    });
+    if (ours.length) {
       await this.opts.items.bulkWrite(ours.map((r) => ({ updateOne: { filter: { _id: r.id }, update: r.update } })) as never, { ordered: false });
       const retries = ours.filter((r) => r.retryAt);
       if (retries.length) {
@@ -283,11 +299,11 @@ export class WorkQueue<T extends { _id: unknown }> {
       }
       const done = ours.filter((r) => !r.retryAt).flatMap((r) => this.entryAndClaims(r.id, this.mine.get(String(r.id))!));
       if (done.length) await this.queue.deleteMany({ _id: { $in: done } } as never);
-    } finally {
-      for (const k of keys) {
-        this.mine.delete(k);
-        this.busy.delete(k);
-      }
+    }
+    // Only once settled: a settlement that failed may be tried again (or the items forgotten).
+    for (const r of results) {
+      this.mine.delete(String(r.id));
+      this.busy.delete(String(r.id));
     }
   }
 
