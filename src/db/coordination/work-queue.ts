@@ -104,7 +104,7 @@ export class WorkQueue<T extends { _id: unknown }> {
   /** Entries this process holds right now, and the attempt it holds them with. */
   private readonly mine = new Map<string, number>();
   /** Entries this process claimed whose item was still being written: admitted at a later claim. */
-  private readonly early = new Map<string, { entry: QueueEntry; n: number }>();
+  private readonly early = new Map<string, { entry: QueueEntry; n: number; expiresAt: number }>();
   /** Entries another worker holds, with the latest claim seen and when it lapses. */
   private readonly busy = new Map<string, { n: number; until: number; since: number }>();
 
@@ -148,8 +148,17 @@ export class WorkQueue<T extends { _id: unknown }> {
     // Entries already claimed by us (their item was being written): no new claim needed.
     const early = [...this.early.values()];
     this.early.clear();
+    // A claim kept since an earlier pass has less than a lease left: extend those with less
+    // than two thirds left before handing them out (one write, and only when it matters).
+    const lapsing = early.filter((x) => x.expiresAt - t < (this.opts.leaseMs * 2) / 3);
+    if (lapsing.length) {
+      const ids = lapsing.map((x) => x.entry._id);
+      await this.renew(ids, new Date(t));
+      for (const x of lapsing) x.expiresAt = t + this.opts.leaseMs;
+    }
+    const earlyExpiry = new Map(early.map((x) => [String(x.entry._id), x.expiresAt]));
     const candidates = fresh.filter((e) => !early.some((x) => String(x.entry._id) === String(e._id)));
-    if (!candidates.length) return this.admit(early.map((x) => x.entry), new Map(early.map((x) => [String(x.entry._id), x.n])), t);
+    if (!candidates.length) return this.admit(early.map((x) => x.entry), new Map(early.map((x) => [String(x.entry._id), x.n])), t, earlyExpiry);
     const expiresAt = new Date(t + this.opts.leaseMs);
     const sinceOf = new Map(candidates.map((e) => [String(e._id), new Date(e.since).getTime()]));
     const want = candidates.map((e) => ({ entry: e._id, n: (this.busyWith(e)?.n ?? 0) + 1 }));
@@ -170,7 +179,7 @@ export class WorkQueue<T extends { _id: unknown }> {
     for (const x of early) won.set(String(x.entry._id), x.n);
     if (!won.size) return [];
     try {
-      return await this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t);
+      return await this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t, earlyExpiry);
     } catch (err) {
       // Not handed out: let the claims lapse, and let other lanes see the entries again then.
       for (const key of won.keys()) this.mine.delete(key);
@@ -223,7 +232,7 @@ export class WorkQueue<T extends { _id: unknown }> {
   }
 
   /** Reads the claimed items and their entries; keeps those still due and still needing work. */
-  private async admit(entries: QueueEntry[], won: Map<string, number>, t: number): Promise<Claimed<T>[]> {
+  private async admit(entries: QueueEntry[], won: Map<string, number>, t: number, earlyExpiry: Map<string, number>): Promise<Claimed<T>[]> {
     const ids = entries.map((e) => e._id);
     const [items, current] = await Promise.all([
       this.opts.items.find({ _id: { $in: ids } }).lean<T[]>(),
@@ -254,7 +263,7 @@ export class WorkQueue<T extends { _id: unknown }> {
       } else {
         // The item is being written right now (its entry is written first): keep the claim and
         // look again at the next claim.
-        this.early.set(key, { entry: e, n });
+        this.early.set(key, { entry: e, n, expiresAt: earlyExpiry.get(key) ?? t + this.opts.leaseMs });
       }
     }
     if (drop.length || giveBack.length) await this.queue.deleteMany({ _id: { $in: [...drop, ...giveBack] } } as never);
