@@ -84,7 +84,7 @@ async function queueForIngest(ctx: DomainContext, address: string, entry: OpenEn
   if (!entry) return;
   if (entry.item.state === 'held') {
     const note = `held, released when ${address} was bound`;
-    await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lockedBy: null, lastError: null } });
+    await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lastError: null } });
   }
   // Pending already: it keeps its queue entry if it has one (a worker has it), or gets one
   // back if a run stopped between the two writes.

@@ -105,7 +105,7 @@ export class OutboxWorker {
   }
 
   private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {
-    const settle = (set: Record<string, unknown>, retryAt: Date | null = null): Settlement => ({ id: mail._id, update: { $set: { ...set, attempts: attempt, lockedBy: null } }, retryAt });
+    const settle = (set: Record<string, unknown>, retryAt: Date | null = null): Settlement => ({ id: mail._id, update: { $set: { ...set, attempts: attempt } }, retryAt });
     const log = this.opts.log.child({ outboxId: String(mail._id), kind: mail.kind, ticket: mail.ticketNumber });
     if (!this.relay) {
       const info = await this.capture.sendMail(toMessage(mail));
