@@ -158,3 +158,12 @@ test.serial('numbered inserts from concurrent callers in one process, SIGKILLed 
   t.true(all.length >= 80, `numbers stored: ${all.length}`);
   t.deepEqual(all, Array.from({ length: all.length }, (_, i) => i + 1), 'numbers 1..n, none skipped');
 });
+
+test.serial('a copy of facts several processes add to at once, kept by converge: it ends up with every fact', async (t) => {
+  const List = store.conn.model('CoordList', new Schema({ _id: String, items: [String] }, { collection: 'coordlist' }));
+  await List.create({ _id: 'shared', items: [] });
+  const outcomes = await race<string[]>('converge', '5');
+  t.true(outcomes.flat().every((o) => o === 'done'), outcomes.flat().join(' '));
+  const stored = await List.findById('shared').lean<{ items: string[] }>();
+  t.is(stored?.items.length, PROCESSES * 5, 'no fact lost to a concurrent write');
+});

@@ -7,7 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { Schema } from 'mongoose';
-import { countInWindow, insertNumbered, insertOnce, Lease, WorkQueue } from '../../src/db/coordination/index.ts';
+import { converge, countInWindow, insertNumbered, insertOnce, Lease, WorkQueue } from '../../src/db/coordination/index.ts';
 import type { InboxItem } from '../../src/db/models/inbox.ts';
 import { openStore } from '../../src/db/store.ts';
 
@@ -54,6 +54,18 @@ if (op === 'claim') {
   });
   process.stdout.write('numbering\n');
   await Promise.all(callers);
+} else if (op === 'converge') {
+  // Records this process's facts one by one (each an insert) and keeps one shared copy of all
+  // facts up to date, as all the other processes do at the same time.
+  const Facts = store.conn.model('CoordFact', new Schema({ _id: String }, { collection: 'coordfacts' }));
+  const List = store.conn.model('CoordList', new Schema({ _id: String, items: [String] }, { collection: 'coordlist' }));
+  const all = async () => (await Facts.find({}).lean<{ _id: string }[]>()).map((f) => f._id).sort();
+  const outcomes: string[] = [];
+  for (let i = 0; i < Number(arg); i++) {
+    await insertOnce(Facts, { _id: `${me}-${i}` });
+    outcomes.push(await converge<string[]>(List, 'shared', 'items', all, (stored, wanted) => JSON.stringify(stored ?? []) === JSON.stringify(wanted), 50));
+  }
+  result = outcomes;
 } else if (op === 'once') {
   result = (await insertOnce(store.models.Secret, { _id: 'coord-once', value: me })).created;
 } else if (op === 'lease') {

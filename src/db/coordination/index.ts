@@ -25,6 +25,8 @@
  *   repairs items left without a queue entry.
  * - EpochLease (epoch-lease.ts): a long-held, renewed lease (reading one IMAP mailbox).
  * - idFor (ids.ts): the _id of a document that is unique by an idempotency key.
+ * - converge (converge.ts): a field that several writers change at once (a copy of facts held
+ *   elsewhere), written and read back until the change shows.
  *
  * Insert batches: FerretDB commits an insertMany in transactions of 100 documents (its
  * --test-batch-size; measured on SQLite and on PostgreSQL: killed in the middle of inserting
@@ -34,6 +36,7 @@
  * Callers ask for these by intent; nothing outside this folder handles lock documents, slots
  * or duplicate-key errors.
  */
+export { converge, type Converged } from './converge.ts';
 export { EpochLease } from './epoch-lease.ts';
 export { idFor } from './ids.ts';
 export { insertManyOnce, insertOnce, tryInsert, upsertById } from './insert-once.ts';
