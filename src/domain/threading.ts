@@ -3,6 +3,7 @@ import { findTicketTags } from '../mail/parse/subject.ts';
 import type { ParsedMessage } from '../mail/parse/parse.ts';
 import type { DomainContext } from './context.ts';
 import { findTicketByNumber } from './tickets.ts';
+import { findByIds } from '../db/coordination/index.ts';
 
 export interface ThreadMatch {
   ticket: Ticket;
@@ -22,8 +23,8 @@ export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage
   }
   const ids = [...new Set([mail.inReplyTo, ...[...mail.references].reverse()].filter((x): x is string => !!x))].slice(0, 100);
   if (!ids.length) return null;
-  // One query for all of them; the best known one (In-Reply-To, then the latest reference) wins.
-  const known = await ThreadId.find({ _id: { $in: ids } }, { ticketId: 1 }).lean<{ _id: string; ticketId: unknown }[]>();
+  // The best known one (In-Reply-To, then the latest reference) wins.
+  const known = await findByIds<{ _id: string; ticketId: unknown }>(ThreadId, ids, { projection: { ticketId: 1 }, stopAtFirst: true });
   const byId = new Map(known.map((k) => [k._id, k]));
   const found = ids.map((id) => byId.get(id)).find((k) => !!k);
   if (!found) return null;

@@ -38,7 +38,7 @@
  */
 export { converge, type Converged } from './converge.ts';
 export { EpochLease } from './epoch-lease.ts';
-export { idFor } from './ids.ts';
+export { findByIds, idFor } from './ids.ts';
 export { insertManyOnce, insertOnce, tryInsert, upsertById } from './insert-once.ts';
 export { Lease, type Held } from './lease.ts';
 export { insertNumbered } from './numbers.ts';

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Model } from 'mongoose';
+import { findByIds } from './ids.ts';
 import { insertManyOnce } from './insert-once.ts';
 
 /**
@@ -235,7 +236,8 @@ export class WorkQueue<T extends { _id: unknown }> {
   private async admit(entries: QueueEntry[], won: Map<string, number>, t: number, earlyExpiry: Map<string, number>): Promise<Claimed<T>[]> {
     const ids = entries.map((e) => e._id);
     const [items, current] = await Promise.all([
-      this.opts.items.find({ _id: { $in: ids } }).lean<T[]>(),
+      // The items by _id (their collection grows with history); the entries by `$in` (small).
+      findByIds<T>(this.opts.items, ids),
       this.queue.find({ _id: { $in: ids } } as never).toArray() as unknown as Promise<QueueEntry[]>,
     ]);
     const itemOf = new Map(items.map((d) => [String(d._id), d]));
