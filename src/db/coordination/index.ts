@@ -6,7 +6,9 @@
  * between connections is an insert into a unique index. `$inc`, `findOneAndUpdate`, `$push`
  * and conditional updates ("set X where Y") can all be won by two writers at once, or lose one
  * of them. And every find, update or delete scans its collection, so hot work is kept in small
- * collections and looked up by `_id`. Code that is right on FerretDB is right on MongoDB.
+ * collections and looked up by `_id`. Measured with 20,000 documents: a look-up by one `_id`
+ * takes 3–11 ms on SQLite and PostgreSQL, `_id: {$in: [...]}` ~0.6 s on both (findByIds reads by
+ * _id instead), a unique indexed field (a ticket's number) ~14 ms on PostgreSQL, ~0.5 s on SQLite. Code that is right on FerretDB is right on MongoDB.
  *
  * So every "exactly one" in helpgate is an insert that can collide:
  *
