@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { startImapReaders, type ImapReader } from './mail/receive/imap.ts';
 import { IntakeStatusReporter, hostName } from './db/intake-status.ts';
 import { answerIntakeNotices } from './domain/intake-notices.ts';
+import { requeueStrandedWork } from './db/queue-repair.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -151,12 +152,19 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     });
     portal = await listenPortal(app, config.http.host, config.http.port);
   }
-  // Housekeeping shared by every instance: expired sessions, held mail past HOLD_DAYS.
+  // Housekeeping shared by every instance: expired sessions, held mail past HOLD_DAYS, and
+  // pending mail that lost its queue entry (a crash between two writes) put back in its queue.
   const housekeeping = new PollLoop({
     name: 'housekeeping',
     step: async () => {
       await sweepSessions(ctx);
       await expireHeldMail(ctx);
+      const requeued = await requeueStrandedWork(store, ctx.now());
+      if (requeued.inbox || requeued.outbox) {
+        log.warn(requeued, 'work without a queue entry was queued again');
+        ingest.kick();
+        outbox.kick();
+      }
       return false;
     },
     concurrency: 1,

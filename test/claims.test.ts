@@ -1,4 +1,5 @@
 import test from 'ava';
+import { Types } from 'mongoose';
 import { enqueueWork, WorkQueue } from '../src/db/coordination/index.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
@@ -141,4 +142,46 @@ test.serial('articles added at once from several connections are all on the tick
   t.deepEqual(articles.map((a) => a.text).sort(), Array.from({ length: 20 }, (_, i) => `article ${i}`).sort());
   const times = articles.map((a) => new Date(a.createdAt).getTime());
   t.deepEqual(times, [...times].sort((x, y) => x - y), 'oldest first');
+});
+
+test.serial('a worker settling late, after the worker that took its item over has settled it, changes nothing', async (t) => {
+  const [store] = await connections(1);
+  const { Inbox, InboxQueue } = store!.models;
+  await InboxQueue.deleteMany({});
+  const t0 = new Date();
+  const [item] = await Inbox.insertMany([{ source: 'smtp', envelope: { mailFrom: 'late@x.org', rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0 }]);
+  await enqueueWork(InboxQueue, [item!._id], t0);
+  const queue = (owner: string) => new WorkQueue<InboxItem>({ items: Inbox, queue: InboxQueue, leaseMs: 30_000, owner, isClaimable: (doc) => doc.state === 'pending' });
+  const slow = queue('slow');
+  t.is((await slow.claim(10, t0)).length, 1);
+  // The slow worker's lease lapses; another takes the item over and finishes it.
+  const fast = queue('fast');
+  t.is((await fast.claim(10, new Date(t0.getTime() + 40_000)))[0]?.attempt, 2);
+  await fast.settle([{ id: item!._id, update: { $set: { state: 'done', note: 'fast' } }, retryAt: null }]);
+  t.is(await InboxQueue.countDocuments({}), 0, 'entry and every claim gone');
+  // The slow one gives up on it at last: the item stays done.
+  await slow.settle([{ id: item!._id, update: { $set: { state: 'quarantined', note: 'slow' } }, retryAt: null }]);
+  const stored = await Inbox.findById(item!._id).lean<InboxItem>();
+  t.deepEqual([stored?.state, stored?.note], ['done', 'fast']);
+});
+
+test.serial('an item claimed while it was still being written gets a full lease when it is handed out', async (t) => {
+  const [store] = await connections(1);
+  const { Inbox, InboxQueue } = store!.models;
+  await InboxQueue.deleteMany({});
+  const t0 = new Date();
+  const at = (s: number) => new Date(t0.getTime() + s * 1000);
+  const queue = (owner: string) => new WorkQueue<InboxItem>({ items: Inbox, queue: InboxQueue, leaseMs: 30_000, owner, isClaimable: (doc) => doc.state === 'pending' });
+  // The entry is written first; the item comes later (a slow group commit).
+  const item = { _id: new Types.ObjectId(), source: 'smtp', state: 'pending', envelope: { mailFrom: 'early@x.org', rcptTo: ['help@helpdesk.localhost'] }, rawSha256: 'h', size: 1, receivedAt: t0, availableAt: t0 };
+  await enqueueWork(InboxQueue, [item._id], t0);
+  const w1 = queue('w1');
+  t.deepEqual(await w1.claim(10, t0), [], 'claimed, but nothing to hand out yet');
+  await Inbox.collection.insertOne(item as never);
+  // Handed out 25 s after the claim, with 5 s of the first lease left.
+  t.is((await w1.claim(10, at(25)))[0]?.attempt, 1);
+  // 15 s later w1 is still at work: within a lease from when it got the item, nobody takes it.
+  t.deepEqual(await queue('w2').claim(10, at(40)), [], 'still w1\'s');
+  await w1.settle([{ id: item._id, update: { $set: { state: 'done' } }, retryAt: null }]);
+  t.is((await Inbox.findById(item._id).lean<InboxItem>())?.state, 'done');
 });

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { Schema } from 'mongoose';
 import { enqueueWork, Lease } from '../src/db/coordination/index.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
@@ -133,4 +135,35 @@ test.serial('a lease whose holder died lapses by itself, and then another proces
   let held = null;
   while (!held && Date.now() < deadline) held = await leases.hold('coord-dead-lease', 'parent', () => new Date(), 1000);
   t.truthy(held, 'taken over after the lease');
+});
+
+test.serial('numbered inserts from concurrent callers in one process, SIGKILLed mid-way several times: no number is skipped', async (t) => {
+  const KillSeq = store.conn.model('CoordKillSeq', new Schema({ _id: String, n: Number }, { collection: 'coordkillseq' }));
+  const numbers = async () => (await KillSeq.find({}, { n: 1 }).lean<{ n: number }[]>()).map((d) => d.n).sort((a, b) => a - b);
+  for (let round = 1; round <= 8; round++) {
+    const before = (await numbers()).length;
+    const numbering = child('number-until-killed', '16');
+    await numbering.waitLines(1);
+    numbering.proc.stdin!.write('go\n');
+    await numbering.waitLines(2);
+    // Killed while its eight callers are inserting: at a different count each round.
+    const target = before + 10 + randomInt(40);
+    const deadline = Date.now() + 60_000;
+    while ((await KillSeq.countDocuments({})) < target && Date.now() < deadline) await new Promise<void>((resolve) => setImmediate(resolve));
+    const exited = new Promise<void>((resolve) => numbering.proc.once('exit', () => resolve()));
+    numbering.proc.kill('SIGKILL');
+    await exited;
+  }
+  const all = await numbers();
+  t.true(all.length >= 80, `numbers stored: ${all.length}`);
+  t.deepEqual(all, Array.from({ length: all.length }, (_, i) => i + 1), 'numbers 1..n, none skipped');
+});
+
+test.serial('a copy of facts several processes add to at once, kept by converge: it ends up with every fact', async (t) => {
+  const List = store.conn.model('CoordList', new Schema({ _id: String, items: [String] }, { collection: 'coordlist' }));
+  await List.create({ _id: 'shared', items: [] });
+  const outcomes = await race<string[]>('converge', '5');
+  t.true(outcomes.flat().every((o) => o === 'done'), outcomes.flat().join(' '));
+  const stored = await List.findById('shared').lean<{ items: string[] }>();
+  t.is(stored?.items.length, PROCESSES * 5, 'no fact lost to a concurrent write');
 });

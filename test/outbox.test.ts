@@ -9,6 +9,7 @@ import { toBuffer } from '../src/db/blobs.ts';
 import type { OutboxMail } from '../src/db/models/outbox.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { parseMessage } from '../src/mail/parse/parse.ts';
+import { WorkQueue } from '../src/db/coordination/index.ts';
 import { FIRST_LINE, HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { until } from './helpers/wait.ts';
 
@@ -222,4 +223,35 @@ test('two helpgates on one database deliver every mail exactly once and number t
   }
   const states = await outbox(a);
   t.true(states.every((m) => m.state === 'sent'));
+});
+
+test('a send that outlasts the lease is not taken over by another worker: the mail reaches the relay once', async (t) => {
+  const LEASE_SECONDS = 3;
+  const h = await startTestHelpgate(t, { env: { OUTBOX_LEASE_SECONDS: String(LEASE_SECONDS) } });
+  const requester = 'slow-relay@uni.example';
+  let held = false;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  t.teardown(() => release());
+  h.relay.hold = async ({ rcptTo }) => {
+    if (!rcptTo.includes(requester) || held) return;
+    held = true;
+    await released;
+  };
+  await h.send({ from: requester, to: HELPDESK, subject: 'Slow relay', text: 'The relay takes its time.' });
+  await until(() => held, { what: 'the relay to hold the acknowledgement', timeoutMs: 30_000 });
+  const { Outbox, OutboxQueue } = h.hg.store.models;
+  const ack = await Outbox.findOne({ to: requester }).lean<OutboxMail>();
+  const claim = await OutboxQueue.findOne({ entry: ack!._id }).lean<{ expiresAt: Date }>();
+  // Past the lease the claim had when the send began, another worker looks for due mail.
+  const lapsedAt = new Date(claim!.expiresAt).getTime() + 500;
+  await until(() => Date.now() > lapsedAt, { what: 'the first lease to pass', timeoutMs: 4 * LEASE_SECONDS * 1000 });
+  const other = new WorkQueue<OutboxMail>({ items: Outbox, queue: OutboxQueue, leaseMs: LEASE_SECONDS * 1000, owner: 'other-process', isClaimable: (d) => d.state === 'queued' });
+  const taken = await other.claim(50, new Date());
+  other.forget(taken.map((c) => c.doc._id));
+  t.deepEqual(taken.filter((c) => String(c.doc._id) === String(ack!._id)), [], 'the acknowledgement is still claimed by the worker sending it');
+  release();
+  await until(async () => (await Outbox.findById(ack!._id).lean<OutboxMail>())?.state === 'sent', { what: 'the acknowledgement sent', timeoutMs: 30_000 });
+  t.is(h.relay.to(requester).length, 1, 'one copy at the relay');
+  t.is((await Outbox.findById(ack!._id).lean<OutboxMail>())?.attempts, 1);
 });

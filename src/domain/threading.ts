@@ -3,6 +3,7 @@ import { findTicketTags } from '../mail/parse/subject.ts';
 import type { ParsedMessage } from '../mail/parse/parse.ts';
 import type { DomainContext } from './context.ts';
 import { findTicketByNumber } from './tickets.ts';
+import { findByIds } from '../db/coordination/index.ts';
 
 export interface ThreadMatch {
   ticket: Ticket;
@@ -15,20 +16,26 @@ export interface ThreadMatch {
  * ("Re: same words") never threads.
  */
 export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage, 'subject' | 'inReplyTo' | 'references'>): Promise<ThreadMatch | null> {
-  const { Ticket, ThreadId } = ctx.store.models;
-  for (const number of findTicketTags(mail.subject, ctx.config.ticketPrefix)) {
+  const tags = findTicketTags(mail.subject, ctx.config.ticketPrefix);
+  // References first, though the tag decides: they are looked up by _id, which stays fast as
+  // history grows on every engine, unlike a look-up by number (db/coordination/index.ts). A reply
+  // to our mail usually carries both, naming one ticket, and then no look-up by number is needed.
+  const referenced = await ticketByReferences(ctx, mail);
+  if (referenced && referenced.number === tags[0]) return { ticket: referenced, via: 'tag' };
+  for (const number of tags) {
     const ticket = await findTicketByNumber(ctx, number);
     if (ticket) return { ticket, via: 'tag' };
   }
+  return referenced ? { ticket: referenced, via: 'references' } : null;
+}
+
+/** The ticket of the best known of In-Reply-To and References (In-Reply-To, then the latest reference). */
+async function ticketByReferences(ctx: DomainContext, mail: Pick<ParsedMessage, 'inReplyTo' | 'references'>): Promise<Ticket | null> {
   const ids = [...new Set([mail.inReplyTo, ...[...mail.references].reverse()].filter((x): x is string => !!x))].slice(0, 100);
   if (!ids.length) return null;
-  // One query for all of them; the best known one (In-Reply-To, then the latest reference) wins.
-  const known = await ThreadId.find({ _id: { $in: ids } }, { ticketId: 1 }).lean<{ _id: string; ticketId: unknown }[]>();
-  const byId = new Map(known.map((k) => [k._id, k]));
-  const found = ids.map((id) => byId.get(id)).find((k) => !!k);
+  const [found] = await findByIds<{ _id: string; ticketId: unknown }>(ctx.store.models.ThreadId, ids, { projection: { ticketId: 1 }, stopAtFirst: true });
   if (!found) return null;
-  const ticket = await Ticket.findById(found.ticketId).lean<Ticket>();
-  return ticket ? { ticket, via: 'references' } : null;
+  return ctx.store.models.Ticket.findById(found.ticketId).lean<Ticket>();
 }
 
 export type SenderRole = 'requester' | 'agent' | 'participant' | 'stranger';

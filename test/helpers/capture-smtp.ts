@@ -22,6 +22,8 @@ export class CaptureSmtp {
   readonly mails: CapturedMail[] = [];
   attempts = 0;
   verdict: RelayVerdict = () => null;
+  /** Awaited before the relay answers a DATA: lets a test keep a send in flight. */
+  hold: (mail: { rcptTo: string[] }) => Promise<void> = async () => {};
   private server: SMTPServer;
   port = 0;
 
@@ -37,6 +39,7 @@ export class CaptureSmtp {
           const raw = Buffer.concat(chunks);
           this.attempts++;
           const rcptTo = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
+          await this.hold({ rcptTo });
           const v = this.verdict({ rcptTo, raw, attempt: this.attempts });
           if (v) {
             const err = Object.assign(new Error(v.message), { responseCode: v.code });

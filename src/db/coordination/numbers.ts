@@ -1,12 +1,15 @@
 import type { Model } from 'mongoose';
 import { isDuplicateKeyError } from '../../errors/errors.ts';
 
-/**
- * Per process and model: the next number to hand out, and numbers handed out but not used (a
- * caller whose document existed already), handed out again first. Concurrent callers in one
- * process so never try the same number.
- */
-const sequences = new WeakMap<Model<any>, { next: number; free: number[] }>();
+interface Sequence {
+  /** The number the next insert tries. */
+  next: number;
+  /** The tail of this process's insert chain: one numbered insert at a time. */
+  tail: Promise<unknown>;
+}
+
+/** Per process and model, where this process's sequence stands. */
+const sequences = new WeakMap<Model<any>, Sequence>();
 
 async function highest(model: Model<any>, field: string, first: number): Promise<number> {
   const last = await model.findOne({}, { [field]: 1 }).sort({ [field]: -1 }).lean<Record<string, number>>();
@@ -26,49 +29,52 @@ export interface NumberedInsert {
 /**
  * Stores a document under the next free number of a sequence. The number is taken by the
  * insert of the document itself (a unique index on `field`), so a number is used by exactly
- * one document and none is lost to a crash: there is no reservation that could outlive its
- * document. Each process remembers where it stopped, so a number usually costs one insert.
+ * one document and there is no reservation that could outlive its document.
+ *
+ * The inserts of one process run one after another: a process never has n+1 in flight before
+ * n is stored. Were two in flight, a crash could store n+1 and lose n, and since a restart goes
+ * on from the highest number stored, n would stay a gap forever. One at a time, the number a
+ * crash can lose is always the highest, which the next insert takes again. Other processes'
+ * inserts run in parallel to ours; a collision with one moves us to the next number.
+ *
  * When the document's _id exists already (a re-run, or the same work running twice at once),
- * the stored one is returned with `created: false`.
+ * the stored one is returned with `created: false` and the number stays free.
  */
-export async function insertNumbered<T>(spec: NumberedInsert): Promise<{ doc: T; created: boolean }> {
-  const { model, field } = spec;
-  let seq = sequences.get(model);
+export function insertNumbered<T>(spec: NumberedInsert): Promise<{ doc: T; created: boolean }> {
+  let seq = sequences.get(spec.model);
   if (!seq) {
-    const next = (await highest(model, field, spec.first)) + 1;
-    seq = sequences.get(model) ?? { next, free: [] };
-    sequences.set(model, seq);
+    seq = { next: 0, tail: Promise.resolve() };
+    sequences.set(spec.model, seq);
   }
   const state = seq;
-  const take = () => (state.free.length ? state.free.shift()! : state.next++);
-  let n = take();
-  for (let attempt = 1; attempt <= 200; attempt++) {
-    const doc = spec.build(n);
-    let inserted = false;
-    try {
-      await model.collection.insertOne(doc as never);
-      inserted = true;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) {
-        giveBack(state, n);
-        throw err;
-      }
-    }
-    if (inserted) return { doc: doc as T, created: true };
-    const stored = await model.findById(doc._id).lean<T>();
-    if (stored) {
-      giveBack(state, n);
-      return { doc: stored, created: false };
-    }
-    // The number was taken by another process: take the next one, and after a run of
-    // collisions (another process is ahead) ask where the sequence is.
-    if (attempt % 10 === 0) state.next = Math.max(state.next, (await highest(model, field, spec.first)) + 1);
-    n = take();
-  }
-  throw new Error(`insertNumbered: no free number in ${model.collection.name} after 200 attempts`);
+  const run = state.tail.then(() => insertInTurn<T>(spec, state));
+  // The chain goes on after a failure: the failed caller sees its error, the next one its turn.
+  state.tail = run.catch(() => undefined);
+  return run;
 }
 
-function giveBack(state: { free: number[] }, n: number): void {
-  state.free.push(n);
-  state.free.sort((a, b) => a - b);
+const MAX_COLLISIONS = 200;
+
+async function insertInTurn<T>(spec: NumberedInsert, state: Sequence): Promise<{ doc: T; created: boolean }> {
+  const { model, field } = spec;
+  if (state.next === 0) state.next = (await highest(model, field, spec.first)) + 1;
+  for (let collisions = 0; collisions < MAX_COLLISIONS; ) {
+    const doc = spec.build(state.next);
+    try {
+      await model.collection.insertOne(doc as never);
+      state.next++;
+      return { doc: doc as T, created: true };
+    } catch (err) {
+      // Any other error leaves `next` where it is: the next caller tries the same number,
+      // which is right whether or not this insert was stored (if it was, that caller collides).
+      if (!isDuplicateKeyError(err)) throw err;
+    }
+    const stored = await model.findById(doc._id).lean<T>();
+    if (stored) return { doc: stored, created: false };
+    // Another process stored this number. After a run of collisions (it is ahead of us),
+    // ask where the sequence stands instead of walking up one by one.
+    collisions++;
+    state.next = collisions % 10 === 0 ? Math.max(state.next + 1, (await highest(model, field, spec.first)) + 1) : state.next + 1;
+  }
+  throw new Error(`insertNumbered: no free number in ${model.collection.name} after ${MAX_COLLISIONS} collisions`);
 }

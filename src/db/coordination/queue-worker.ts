@@ -42,16 +42,59 @@ export class QueueWorker<T extends { _id: unknown }> {
   /** Claims, handles and settles one batch; false when nothing was due. */
   async runOnce(): Promise<boolean> {
     const { queue } = this.opts;
-    const claimed = await queue.claim(this.opts.batch, this.opts.now?.() ?? new Date());
+    const now = () => this.opts.now?.() ?? new Date();
+    const claimed = await queue.claim(this.opts.batch, now());
     if (!claimed.length) return false;
-    const outcomes = await Promise.allSettled(claimed.map((c) => this.opts.handle(c)));
+    // A batch waits for its slowest item: while any is still running, the batch's claims are
+    // extended every third of a lease, so that no other worker takes over work that is running.
+    const running = new Set(claimed.map((c) => c.doc._id));
+    const renewal = setInterval(() => {
+      if (running.size) queue.renew([...running], now()).catch((err: unknown) => this.opts.onError(err));
+    }, queue.leaseMs / 3);
+    let outcomes: PromiseSettledResult<Settlement>[];
+    try {
+      outcomes = await Promise.allSettled(
+        claimed.map(async (c) => {
+          try {
+            return await this.opts.handle(c);
+          } finally {
+            running.delete(c.doc._id);
+          }
+        }),
+      );
+    } finally {
+      clearInterval(renewal);
+    }
     const settled: Settlement[] = [];
     outcomes.forEach((o) => {
       if (o.status === 'fulfilled') settled.push(o.value);
       else this.opts.onError(o.reason);
     });
     queue.forget(claimed.filter((_, i) => outcomes[i]!.status === 'rejected').map((c) => c.doc._id));
-    await queue.settle(settled);
+    await this.settle(settled);
     return true;
   }
+
+  /**
+   * Settles, trying again a few times over a few seconds: a batch whose settlement is lost is
+   * done again once its claims lapse (for the outbox, its mails sent twice). Settling again is
+   * harmless: it applies the same updates and finds the claims it deleted already gone.
+   */
+  private async settle(settled: Settlement[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.opts.queue.settle(settled);
+        return;
+      } catch (err) {
+        if (attempt >= SETTLE_ATTEMPTS) {
+          this.opts.queue.forget(settled.map((r) => r.id));
+          throw err;
+        }
+        this.opts.onError(err);
+        await new Promise<void>((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+      }
+    }
+  }
 }
+
+const SETTLE_ATTEMPTS = 3;

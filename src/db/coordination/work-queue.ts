@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Model } from 'mongoose';
+import { findByIds } from './ids.ts';
 import { insertManyOnce } from './insert-once.ts';
 
 /**
@@ -54,8 +55,14 @@ export interface WorkQueueOptions<T> {
 
 /** Due entries read per scan; claims take from them until they run out. */
 const SCAN = 64;
-/** An entry whose item is still missing after this long was left by a failed write: dropped. */
-const ORPHAN_ENTRY_MS = 60_000;
+/**
+ * An entry whose item is still missing after this long was left by a failed write: dropped.
+ * Writers put the entry first and the item second, and the time between the two can be long:
+ * the SMTP intake's group commit waits for the batch before its own (each write bounded by the
+ * driver's socket timeout of 30 s). So this is far longer than any write; were it shorter, an
+ * entry could be dropped before its item is stored (requeueStranded repairs that too).
+ */
+const ORPHAN_ENTRY_MS = 10 * 60_000;
 
 const claimId = (entry: unknown, n: number) => `${String(entry)}#${n}`;
 
@@ -67,12 +74,38 @@ export async function enqueueWork(queue: Model<any>, ids: unknown[], due: Date):
   );
 }
 
+export interface StrandedWork {
+  items: Model<any>;
+  queue: Model<any>;
+  /** Which items still need work (e.g. {state: 'pending'}). */
+  needsWork: Record<string, unknown>;
+  /** The item's field that says when it is due. */
+  dueField: string;
+}
+
+/**
+ * Re-queues items that need work but have no queue entry: left so by a crash between an item's
+ * update and its entry, or by an entry dropped as an orphan before its item was stored. Items
+ * are read before entries: an entry is always written before its item, so an item seen here had
+ * its entry already; one missing on the second read was either lost or settled in between, and
+ * re-queueing a settled item only costs the worker a look (it drops the entry). Three commands.
+ */
+export async function requeueStranded(spec: StrandedWork, now: Date): Promise<number> {
+  const items = (await spec.items.collection.find(spec.needsWork as never, { projection: { _id: 1, [spec.dueField]: 1 } }).toArray()) as unknown as Record<string, unknown>[];
+  if (!items.length) return 0;
+  const queued = new Set((await spec.queue.collection.find({ due: { $exists: true } } as never, { projection: { _id: 1 } }).toArray()).map((e) => String(e._id)));
+  const stranded = items.filter((i) => !queued.has(String(i._id)));
+  if (!stranded.length) return 0;
+  const dueOf = (i: Record<string, unknown>) => (i[spec.dueField] instanceof Date ? (i[spec.dueField] as Date) : now);
+  return (await insertManyOnce(spec.queue, stranded.map((i) => ({ _id: i._id, due: dueOf(i), since: now })))).length;
+}
+
 export class WorkQueue<T extends { _id: unknown }> {
   private readonly buffer: QueueEntry[] = [];
   /** Entries this process holds right now, and the attempt it holds them with. */
   private readonly mine = new Map<string, number>();
   /** Entries this process claimed whose item was still being written: admitted at a later claim. */
-  private readonly early = new Map<string, { entry: QueueEntry; n: number }>();
+  private readonly early = new Map<string, { entry: QueueEntry; n: number; expiresAt: number }>();
   /** Entries another worker holds, with the latest claim seen and when it lapses. */
   private readonly busy = new Map<string, { n: number; until: number; since: number }>();
 
@@ -80,6 +113,23 @@ export class WorkQueue<T extends { _id: unknown }> {
 
   private get queue() {
     return this.opts.queue.collection;
+  }
+
+  get leaseMs(): number {
+    return this.opts.leaseMs;
+  }
+
+  /**
+   * Extends our claims on these items by a full lease from `now`, in one update, so that work
+   * taking longer than a lease is not taken over while it runs. Only our own claim documents are
+   * touched; a claim taken over meanwhile stays overtaken (settle sees the later one).
+   */
+  async renew(ids: unknown[], now: Date): Promise<void> {
+    const claims = ids.flatMap((id) => {
+      const n = this.mine.get(String(id));
+      return n === undefined ? [] : [claimId(id, n)];
+    });
+    if (claims.length) await this.queue.updateMany({ _id: { $in: claims } } as never, { $set: { expiresAt: new Date(now.getTime() + this.opts.leaseMs) } });
   }
 
   /** Claims up to `max` due items; none when no due item could be claimed. */
@@ -99,8 +149,17 @@ export class WorkQueue<T extends { _id: unknown }> {
     // Entries already claimed by us (their item was being written): no new claim needed.
     const early = [...this.early.values()];
     this.early.clear();
+    // A claim kept since an earlier pass has less than a lease left: extend those with less
+    // than two thirds left before handing them out (one write, and only when it matters).
+    const lapsing = early.filter((x) => x.expiresAt - t < (this.opts.leaseMs * 2) / 3);
+    if (lapsing.length) {
+      const ids = lapsing.map((x) => x.entry._id);
+      await this.renew(ids, new Date(t));
+      for (const x of lapsing) x.expiresAt = t + this.opts.leaseMs;
+    }
+    const earlyExpiry = new Map(early.map((x) => [String(x.entry._id), x.expiresAt]));
     const candidates = fresh.filter((e) => !early.some((x) => String(x.entry._id) === String(e._id)));
-    if (!candidates.length) return this.admit(early.map((x) => x.entry), new Map(early.map((x) => [String(x.entry._id), x.n])), t);
+    if (!candidates.length) return this.admit(early.map((x) => x.entry), new Map(early.map((x) => [String(x.entry._id), x.n])), t, earlyExpiry);
     const expiresAt = new Date(t + this.opts.leaseMs);
     const sinceOf = new Map(candidates.map((e) => [String(e._id), new Date(e.since).getTime()]));
     const want = candidates.map((e) => ({ entry: e._id, n: (this.busyWith(e)?.n ?? 0) + 1 }));
@@ -121,7 +180,7 @@ export class WorkQueue<T extends { _id: unknown }> {
     for (const x of early) won.set(String(x.entry._id), x.n);
     if (!won.size) return [];
     try {
-      return await this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t);
+      return await this.admit([...early.map((x) => x.entry), ...candidates.filter((e) => won.has(String(e._id)))], won, t, earlyExpiry);
     } catch (err) {
       // Not handed out: let the claims lapse, and let other lanes see the entries again then.
       for (const key of won.keys()) this.mine.delete(key);
@@ -174,10 +233,11 @@ export class WorkQueue<T extends { _id: unknown }> {
   }
 
   /** Reads the claimed items and their entries; keeps those still due and still needing work. */
-  private async admit(entries: QueueEntry[], won: Map<string, number>, t: number): Promise<Claimed<T>[]> {
+  private async admit(entries: QueueEntry[], won: Map<string, number>, t: number, earlyExpiry: Map<string, number>): Promise<Claimed<T>[]> {
     const ids = entries.map((e) => e._id);
     const [items, current] = await Promise.all([
-      this.opts.items.find({ _id: { $in: ids } }).lean<T[]>(),
+      // The items by _id (their collection grows with history); the entries by `$in` (small).
+      findByIds<T>(this.opts.items, ids),
       this.queue.find({ _id: { $in: ids } } as never).toArray() as unknown as Promise<QueueEntry[]>,
     ]);
     const itemOf = new Map(items.map((d) => [String(d._id), d]));
@@ -205,7 +265,7 @@ export class WorkQueue<T extends { _id: unknown }> {
       } else {
         // The item is being written right now (its entry is written first): keep the claim and
         // look again at the next claim.
-        this.early.set(key, { entry: e, n });
+        this.early.set(key, { entry: e, n, expiresAt: earlyExpiry.get(key) ?? t + this.opts.leaseMs });
       }
     }
     if (drop.length || giveBack.length) await this.queue.deleteMany({ _id: { $in: [...drop, ...giveBack] } } as never);
@@ -219,17 +279,23 @@ export class WorkQueue<T extends { _id: unknown }> {
   /**
    * Records the outcome of claimed items: each item's update, then its entry deleted (done)
    * or made due again (retry). An item whose claim was taken over (its lease lapsed while we
-   * worked) is left to the new holder. The items first, then the queue: a crash in between
+   * worked) is left to the new holder, and one whose claim is gone (settled by that holder, or
+   * its work withdrawn) is left as it is. When it throws, the items stay ours: call it again
+   * with the same results, or forget them. The items first, then the queue: a crash in between
    * leaves entries whose items are settled, which the next claim drops.
    */
   async settle(results: Settlement[]): Promise<void> {
     if (!results.length) return;
-    const keys = results.map((r) => String(r.id));
-    try {
-      const later = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
-      const lost = new Set(later.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
-      const ours = results.filter((r) => !lost.has(String(r.id)));
-      if (!ours.length) return;
+    // Ours only while our claim is there and none after it: a claim taken over has a later
+    // one, and one settled or withdrawn by someone else meanwhile has none left at all.
+    const claims = (await this.queue.find({ entry: { $in: results.map((r) => r.id) } } as never, { projection: { entry: 1, n: 1 } }).toArray()) as unknown as ClaimDoc[];
+    const found = new Set(claims.map((c) => String(c._id)));
+    const overtaken = new Set(claims.filter((c) => c.n > (this.mine.get(String(c.entry)) ?? 0)).map((c) => String(c.entry)));
+    const ours = results.filter((r) => {
+      const n = this.mine.get(String(r.id));
+      return n !== undefined && found.has(claimId(r.id, n)) && !overtaken.has(String(r.id));
+    });
+    if (ours.length) {
       await this.opts.items.bulkWrite(ours.map((r) => ({ updateOne: { filter: { _id: r.id }, update: r.update } })) as never, { ordered: false });
       const retries = ours.filter((r) => r.retryAt);
       if (retries.length) {
@@ -244,11 +310,11 @@ export class WorkQueue<T extends { _id: unknown }> {
       }
       const done = ours.filter((r) => !r.retryAt).flatMap((r) => this.entryAndClaims(r.id, this.mine.get(String(r.id))!));
       if (done.length) await this.queue.deleteMany({ _id: { $in: done } } as never);
-    } finally {
-      for (const k of keys) {
-        this.mine.delete(k);
-        this.busy.delete(k);
-      }
+    }
+    // Only once settled: a settlement that failed may be tried again (or the items forgotten).
+    for (const r of results) {
+      this.mine.delete(String(r.id));
+      this.busy.delete(String(r.id));
     }
   }
 

@@ -32,9 +32,8 @@ export const inboxSchema = new Schema(
     receivedAt: { type: Date, required: true },
     state: { type: String, enum: INBOX_STATES, default: 'pending' },
     attempts: { type: Number, default: 0 },
-    /** A pending item may be claimed once availableAt has passed; a claim pushes it one lease ahead. */
+    /** When a pending item is due (after a failed attempt: its backoff); re-queueing uses it. */
     availableAt: { type: Date, required: true },
-    lockedBy: { type: String, default: null },
     lastError: { type: String, default: null },
     ticketNumber: { type: Number, default: null },
     articleId: { type: Schema.Types.ObjectId, default: null },
@@ -57,7 +56,6 @@ export interface InboxItem {
   state: (typeof INBOX_STATES)[number];
   attempts: number;
   availableAt: Date;
-  lockedBy: string | null;
   lastError: string | null;
   ticketNumber: number | null;
   articleId: Types.ObjectId | null;

@@ -30,7 +30,6 @@ export const outboxSchema = new Schema(
     state: { type: String, enum: OUTBOX_STATES, default: 'queued' },
     attempts: { type: Number, default: 0 },
     dueAt: { type: Date, required: true },
-    lockedBy: { type: String, default: null },
     lastError: { type: String, default: null },
     response: { type: String, default: null },
     sentAt: { type: Date, default: null },
@@ -66,7 +65,6 @@ export interface OutboxMail {
   state: (typeof OUTBOX_STATES)[number];
   attempts: number;
   dueAt: Date;
-  lockedBy: string | null;
   lastError: string | null;
   response: string | null;
   sentAt: Date | null;

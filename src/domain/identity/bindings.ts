@@ -1,5 +1,5 @@
 import type { PortalUser } from '../../db/models/identity.ts';
-import { tryInsert } from '../../db/coordination/index.ts';
+import { converge, tryInsert } from '../../db/coordination/index.ts';
 import { InvalidInputError, NotFoundError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
 
@@ -51,7 +51,7 @@ export async function bindAddress(ctx: DomainContext, sub: string, address: stri
   for (let round = 0; round < 3; round++) {
     const boundAt = ctx.now();
     if (await insertBinding(ctx, { _id: a, sub, via, boundAt })) {
-      await syncUserAddresses(ctx, sub, { add: { address: a, via, boundAt } });
+      await syncUserAddresses(ctx, sub);
       ctx.log.info({ sub, address: a, via }, 'address bound');
       return 'bound';
     }
@@ -59,7 +59,7 @@ export async function bindAddress(ctx: DomainContext, sub: string, address: stri
     if (!owner) continue;
     if (owner.sub !== sub) return 'taken';
     // Ours already: repair the user's copy in case an earlier run stopped before writing it.
-    await syncUserAddresses(ctx, sub, { add: { address: a, via: owner.via, boundAt: owner.boundAt } });
+    await syncUserAddresses(ctx, sub);
     return 'already-yours';
   }
   return 'taken';
@@ -79,28 +79,24 @@ export async function unbindAddress(ctx: DomainContext, sub: string, address: st
   // Nobody else can have taken the address between the read and the delete: that would need
   // this binding gone first.
   await AddressBinding.deleteOne({ _id: a });
-  await syncUserAddresses(ctx, sub, { remove: a });
+  await syncUserAddresses(ctx, sub);
   ctx.log.info({ sub, address: a }, 'address unbound');
   return true;
 }
 
 /**
- * Keeps the user document's copy of their bindings in step with `addresses` (the authority).
- * Two bindings of one person at the same moment could each write the array without the
- * other's entry (an update is not atomic on every engine: see db/coordination). Hence: read,
- * write the whole array, read again, and repeat until our change is there.
+ * Makes the user document's copy of their bindings equal to the bindings themselves (the
+ * authority), in the order they were bound. Two bindings of one person at the same moment both
+ * rewrite that copy (see converge).
  */
-async function syncUserAddresses(ctx: DomainContext, sub: string, change: { add?: PortalUser['addresses'][number]; remove?: string }): Promise<void> {
-  const { User } = ctx.store.models;
-  for (let round = 0; round < 5; round++) {
-    const user = await User.findById(sub, { addresses: 1 }).lean<Pick<PortalUser, 'addresses'>>();
-    if (!user) return;
-    const current = user.addresses ?? [];
-    const has = (address: string) => current.some((x) => x.address === address);
-    if ((!change.add || has(change.add.address)) && (!change.remove || !has(change.remove))) return;
-    let next = current.filter((x) => x.address !== change.remove);
-    if (change.add && !has(change.add.address)) next = [...next, change.add];
-    await User.updateOne({ _id: sub }, { $set: { addresses: next } });
-  }
-  ctx.log.warn({ sub }, "the user's copy of their addresses could not be brought up to date; the bindings themselves are intact");
+async function syncUserAddresses(ctx: DomainContext, sub: string): Promise<void> {
+  const { AddressBinding, User } = ctx.store.models;
+  type Addresses = PortalUser['addresses'];
+  const bound = async (): Promise<Addresses> =>
+    (await AddressBinding.find({ sub }).lean<Binding[]>())
+      .sort((x, y) => new Date(x.boundAt).getTime() - new Date(y.boundAt).getTime() || x._id.localeCompare(y._id))
+      .map((b) => ({ address: b._id, via: b.via, boundAt: b.boundAt }));
+  const key = (list: Addresses) => JSON.stringify(list.map((x) => [x.address, x.via, new Date(x.boundAt).getTime()]));
+  const outcome = await converge<Addresses>(User, sub, 'addresses', bound, (stored, wanted) => key(stored ?? []) === key(wanted));
+  if (outcome === 'gave-up') ctx.log.warn({ sub }, "the user's copy of their addresses could not be brought up to date; the bindings themselves are intact");
 }

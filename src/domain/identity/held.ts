@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Lease, readSlots } from '../../db/coordination/index.ts';
+import { findByIds, Lease, readSlots } from '../../db/coordination/index.ts';
 import type { HeldMail, HeldSender } from '../../db/models/held.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
@@ -84,7 +84,7 @@ async function queueForIngest(ctx: DomainContext, address: string, entry: OpenEn
   if (!entry) return;
   if (entry.item.state === 'held') {
     const note = `held, released when ${address} was bound`;
-    await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lockedBy: null, lastError: null } });
+    await ctx.store.models.Inbox.updateOne({ _id: entry.item._id }, { $set: { state: 'pending', attempts: 0, availableAt: ctx.now(), note, lastError: null } });
   }
   // Pending already: it keeps its queue entry if it has one (a worker has it), or gets one
   // back if a run stopped between the two writes.
@@ -117,7 +117,7 @@ async function openHeldMail(ctx: DomainContext, address: string): Promise<{ entr
   const sender = await HeldSender.findById(address, { settled: 1 }).lean<Pick<HeldSender, 'settled'>>();
   let settledThrough = sender?.settled ?? 0;
   const records = await readSlots<HeldMail>(HeldMail, address, settledThrough);
-  const items = await Inbox.find({ _id: { $in: records.map((r) => r.inboxId) } }).lean<InboxItem[]>();
+  const items = await findByIds<InboxItem>(Inbox, records.map((r) => r.inboxId));
   const itemOf = new Map(items.map((i) => [String(i._id), i]));
   let prefixSettled = true;
   const entries = new Map<string, OpenEntry>();

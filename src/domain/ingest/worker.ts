@@ -73,7 +73,7 @@ export class IngestWorker {
   }
 
   private async ingest({ doc: item, attempt }: Claimed<InboxItem>): Promise<Settlement> {
-    const done = (set: Record<string, unknown>): Settlement => ({ id: item._id, update: { $set: { ...set, attempts: attempt, lockedBy: null } }, retryAt: null });
+    const done = (set: Record<string, unknown>): Settlement => ({ id: item._id, update: { $set: { ...set, attempts: attempt } }, retryAt: null });
     const log = this.ctx.log.child({ inboxId: String(item._id) });
     try {
       const outcome = await ingestMessage(this.ctx, item);
@@ -98,7 +98,7 @@ export class IngestWorker {
       const delayMs = Math.min(60_000, 1000 * 2 ** attempt);
       const retryAt = new Date(Date.now() + delayMs);
       log.warn({ err: message, attempts: attempt, retryInMs: delayMs }, 'message processing failed, will retry');
-      return { id: item._id, update: { $set: { lastError: message, availableAt: retryAt, attempts: attempt, lockedBy: null } }, retryAt };
+      return { id: item._id, update: { $set: { lastError: message, availableAt: retryAt, attempts: attempt } }, retryAt };
     }
   }
 }
@@ -108,7 +108,7 @@ export async function retryInboxItem(ctx: DomainContext, id: string): Promise<In
   const { Inbox } = ctx.store.models;
   if (!/^[0-9a-f]{24}$/i.test(id)) throw new NotFoundError('inbox item', id);
   const now = ctx.now();
-  const item = await Inbox.findOneAndUpdate({ _id: id }, { $set: { state: 'pending', attempts: 0, availableAt: now, lockedBy: null } }, { returnDocument: 'after' }).lean<InboxItem>();
+  const item = await Inbox.findOneAndUpdate({ _id: id }, { $set: { state: 'pending', attempts: 0, availableAt: now } }, { returnDocument: 'after' }).lean<InboxItem>();
   if (!item) throw new NotFoundError('inbox item', id);
   await requeueInboxItems(ctx, [item._id]);
   return item;

@@ -56,7 +56,6 @@ export async function enqueueMails(store: Store, domain: string, drafts: Outboun
   const docs = drafts.map((draft) => ({
     state: 'queued',
     attempts: 0,
-    lockedBy: null,
     lastError: null,
     response: null,
     sentAt: null,

@@ -45,6 +45,9 @@ function toMessage(mail: OutboxMail): Mail.Options {
   };
 }
 
+/** Bounds on waiting for the relay (ms). */
+const RELAY_TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 };
+
 /** Mails claimed and settled together by one lane: the relay pool sends them side by side. */
 const BATCH = 16;
 
@@ -60,7 +63,10 @@ export class OutboxWorker {
   private readonly capture: Transporter;
 
   constructor(private readonly opts: OutboxWorkerOptions) {
-    this.relay = opts.relayUrl ? nodemailer.createTransport(opts.relayUrl, { pool: true, maxConnections: 3 } as never) : null;
+    // nodemailer waits minutes for a silent relay by default (10 min of socket inactivity); a
+    // batch waits for its slowest mail, so a hung relay is given up on sooner. The batch's claims
+    // are extended while it runs (QueueWorker), so a slow send is never sent again by another worker.
+    this.relay = opts.relayUrl ? nodemailer.createTransport(opts.relayUrl, { pool: true, maxConnections: 3, ...RELAY_TIMEOUTS } as never) : null;
     this.capture = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
     const queue = new WorkQueue<OutboxMail>({
       items: opts.store.models.Outbox,
@@ -99,7 +105,7 @@ export class OutboxWorker {
   }
 
   private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {
-    const settle = (set: Record<string, unknown>, retryAt: Date | null = null): Settlement => ({ id: mail._id, update: { $set: { ...set, attempts: attempt, lockedBy: null } }, retryAt });
+    const settle = (set: Record<string, unknown>, retryAt: Date | null = null): Settlement => ({ id: mail._id, update: { $set: { ...set, attempts: attempt } }, retryAt });
     const log = this.opts.log.child({ outboxId: String(mail._id), kind: mail.kind, ticket: mail.ticketNumber });
     if (!this.relay) {
       const info = await this.capture.sendMail(toMessage(mail));
