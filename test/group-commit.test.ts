@@ -3,7 +3,7 @@ import test from 'ava';
 import { Types } from 'mongoose';
 import nodemailer from 'nodemailer';
 import { countQueued, WorkQueue } from '../src/db/coordination/index.ts';
-import { insertInboxItems, queueInboxItems, withdrawInboxItems } from '../src/db/inbox-batch.ts';
+import { inboxRaw, insertInboxItems, queueInboxItems, withdrawInboxItems } from '../src/db/inbox-batch.ts';
 import type { Article } from '../src/db/models/article.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import { openStore, type Store } from '../src/db/store.ts';
@@ -90,7 +90,7 @@ function queuedAs(answer: Answer): string {
 async function storedMessageIds(store: Store, items: InboxItem[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const item of items) {
-    const raw = await store.blobs.get(item.rawSha256);
+    const raw = await inboxRaw(store, item);
     out.set(String(item._id), /^Message-ID: (.+)$/m.exec(raw?.toString('utf8') ?? '')?.[1]?.trim() ?? '(none)');
   }
   return out;
@@ -212,6 +212,7 @@ test('what a failed batch left is withdrawn: its untouched items and their queue
     source: 'smtp' as const,
     envelope: { mailFrom: 'ada@uni.example', rcptTo: [HELPDESK], clientIp: '127.0.0.1', helo: 'client', mailbox: null },
     rawSha256: 'f'.repeat(64),
+    raw: null,
     size: 100,
     receivedAt: now,
   });

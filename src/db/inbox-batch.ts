@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import type { InboxItem } from './models/inbox.ts';
 import { dropWork, enqueueWork, unclaimedOf } from './coordination/index.ts';
+import { toBuffer } from './blobs.ts';
 import type { Store } from './store.ts';
 
 /** Most messages stored in one batch; see insertInboxItems for why 100. */
@@ -12,8 +13,22 @@ export interface NewInboxItem {
   source: 'smtp' | 'pipe' | 'imap';
   envelope: InboxItem['envelope'];
   rawSha256: string;
+  /** The message itself when it is small (keptInItem), else null: its bytes are in the blob store. */
+  raw: Buffer | null;
   size: number;
   receivedAt: Date;
+}
+
+/** Messages up to this size are kept inside their inbox item instead of the blob store. */
+export const INLINE_RAW_MAX = 64 * 1024;
+
+export function keptInItem(raw: Buffer): boolean {
+  return raw.length <= INLINE_RAW_MAX;
+}
+
+/** The raw message of an inbox item: in the item, or in the blob store (null when missing). */
+export async function inboxRaw(store: Store, item: Pick<InboxItem, 'raw' | 'rawSha256'>): Promise<Buffer | null> {
+  return item.raw ? toBuffer(item.raw) : store.blobs.get(item.rawSha256);
 }
 
 /** Queues ingest work for new inbox items, in one write (an entry already there is kept). */

@@ -12,7 +12,8 @@ export const reporterId = `${hostName}:${process.pid}`;
 /**
  * Keeps an intake's line of `helpgate status` (models/intake.ts, intakeStatusSchema) up to
  * date: a change of state or a new error is written at once, counters at most every
- * `minIntervalMs`, and everything again every `heartbeatMs` so a silent process shows as such.
+ * `minIntervalMs` (10 s: a busy intake must not spend a write per message on its own status),
+ * and everything again every `heartbeatMs` so a silent process shows as such.
  * Writes are serialised and never throw: a status must not stop mail.
  */
 export class IntakeStatusReporter {
@@ -40,7 +41,7 @@ export class IntakeStatusReporter {
   set(fields: Fields): void {
     const urgent = (fields.state !== undefined && fields.state !== this.written.state) || (fields.lastError !== undefined && fields.lastError !== this.written.lastError);
     Object.assign(this.fields, fields);
-    const wait = urgent ? 0 : Math.max(0, (this.opts.minIntervalMs ?? 2000) - (Date.now() - this.lastWrite));
+    const wait = urgent ? 0 : Math.max(0, (this.opts.minIntervalMs ?? 10_000) - (Date.now() - this.lastWrite));
     if (wait === 0) this.write();
     else this.timer ??= setTimeout(() => this.write(), wait);
   }

@@ -1,3 +1,4 @@
+import { inboxRaw } from '../db/inbox-batch.ts';
 import type { InboxItem } from '../db/models/inbox.ts';
 import type { IntakeNotice } from '../db/models/intake.ts';
 import { automationReason } from '../mail/parse/automated.ts';
@@ -18,7 +19,7 @@ export async function answerIntakeNotices(ctx: DomainContext): Promise<boolean> 
   const notices = await IntakeNotice.find({}).limit(20).lean<IntakeNotice[]>();
   for (const notice of notices) {
     const item = await Inbox.findById(notice._id).lean<InboxItem>();
-    const raw = item ? await ctx.store.blobs.get(item.rawSha256) : null;
+    const raw = item ? await inboxRaw(ctx.store, item) : null;
     if (item && raw) {
       const mail = await parseMessage(raw);
       const sender = mail.from?.address ?? null;

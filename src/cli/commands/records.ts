@@ -123,7 +123,7 @@ export async function inboxCommand(args: string[], config: Config): Promise<numb
       return 0;
     }
     if (sub !== undefined) throw new UsageError(`inbox: unknown subcommand "${sub}"`);
-    const items = await store.models.Inbox.find({}).sort({ receivedAt: -1 }).limit(500).lean<InboxItem[]>();
+    const items = await store.models.Inbox.find({}, { raw: 0 }).sort({ receivedAt: -1 }).limit(500).lean<InboxItem[]>();
     if (json) print(items);
     else if (!items.length) process.stdout.write('inbox is empty\n');
     else

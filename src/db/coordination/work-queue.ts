@@ -132,8 +132,20 @@ export class WorkQueue<T extends { _id: unknown }> {
     if (claims.length) await this.queue.updateMany({ _id: { $in: claims } } as never, { $set: { expiresAt: new Date(now.getTime() + this.opts.leaseMs) } });
   }
 
-  /** Claims up to `max` due items; none when no due item could be claimed. */
-  async claim(max: number, now: Date): Promise<Claimed<T>[]> {
+  /**
+   * Claims up to `max` due items; none when no due item could be claimed. The lanes of one
+   * process claim one after the other: racing each other for the same entries would only cost
+   * failed claim inserts (other processes still race, and exactly one wins).
+   */
+  claim(max: number, now: Date): Promise<Claimed<T>[]> {
+    const run = this.claiming.then(() => this.claimNow(max, now));
+    this.claiming = run.catch(() => undefined);
+    return run;
+  }
+
+  private claiming: Promise<unknown> = Promise.resolve();
+
+  private async claimNow(max: number, now: Date): Promise<Claimed<T>[]> {
     // Candidates lost to other workers make room for the next ones, until the scan runs dry.
     for (let scans = 0; scans < 2; ) {
       if (!this.buffer.length) scans++;

@@ -28,6 +28,8 @@ export const inboxSchema = new Schema(
     source: { type: String, enum: INBOX_SOURCES, required: true },
     envelope: { type: envelopeSchema, required: true },
     rawSha256: { type: String, required: true },
+    /** The message itself when small (db/inbox-batch.ts keptInItem); else in blobchunks. */
+    raw: { type: Buffer, default: null },
     size: { type: Number, required: true },
     receivedAt: { type: Date, required: true },
     state: { type: String, enum: INBOX_STATES, default: 'pending' },
@@ -51,6 +53,7 @@ export interface InboxItem {
   source: (typeof INBOX_SOURCES)[number];
   envelope: { mailFrom: string | null; rcptTo: string[]; clientIp: string | null; helo: string | null; mailbox?: string | null };
   rawSha256: string;
+  raw?: Buffer | null;
   size: number;
   receivedAt: Date;
   state: (typeof INBOX_STATES)[number];

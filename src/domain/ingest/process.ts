@@ -1,3 +1,4 @@
+import { inboxRaw } from '../../db/inbox-batch.ts';
 import type { Article } from '../../db/models/article.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
@@ -43,7 +44,7 @@ function senderOf(mail: ParsedMessage, item: InboxItem): MailAddress | null {
  */
 export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promise<IngestOutcome> {
   const { store, config } = ctx;
-  const raw = await store.blobs.get(item.rawSha256);
+  const raw = await inboxRaw(store, item);
   if (!raw) throw new Error(`raw message ${item.rawSha256} is missing`);
   const mail = await parseMessage(raw);
   const key = messageKey(mail, item.rawSha256);
@@ -115,7 +116,8 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       newTicket = true;
       if (tooLate) text = trimReply(mail.text).text;
     }
-    for (const a of mail.attachments) await store.blobs.put(a.content);
+    // The attachments in one write.
+    await store.blobs.putMany(mail.attachments.map((a) => a.content));
     ({ article, created: articleIsNew } = await addArticle(ctx, ticket, {
       key,
       direction: 'in',

@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
-import { insertInboxItems, MAX_INBOX_BATCH, queueInboxItems, withdrawInboxItems, type NewInboxItem } from '../../db/inbox-batch.ts';
+import { insertInboxItems, keptInItem, MAX_INBOX_BATCH, queueInboxItems, withdrawInboxItems, type NewInboxItem } from '../../db/inbox-batch.ts';
+import { sha256 } from '../../db/blobs.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage, StoreUnavailableError } from '../../errors/errors.ts';
 
@@ -28,7 +29,8 @@ export interface IncomingMessage {
  *
  * Three writes per batch, each one insertMany, journaled and acknowledged by a majority (the
  * first two side by side, and beside the previous batch's third):
- *   1. the raw bytes (content-addressed chunks: writing them again is harmless);
+ *   1. the raw bytes of large messages (content-addressed chunks: writing them again is
+ *      harmless; a small message is kept in its item);
  *   2. the queue entries: the ingest worker finds items only through them, and drops an entry
  *      whose item still does not exist after a while;
  *   3. the inbox items: the commit point. Until they exist, nothing of the batch is ingested
@@ -50,8 +52,10 @@ const unavailable = (err: unknown) => new StoreUnavailableError(`could not store
 /** Steps 1 and 2 for a batch under the given item ids (see above); returns its items, not yet written. */
 async function stageBatch(store: Store, messages: readonly IncomingMessage[], ids: readonly Types.ObjectId[]): Promise<NewInboxItem[]> {
   const now = new Date();
-  // Side by side: neither makes anything visible.
-  const [shas] = await settledBoth(store.blobs.putMany(messages.map((m) => m.raw)), queueInboxItems(store, ids, now));
+  // A small message travels inside its item (one write less per batch); a large one goes to
+  // chunks first. Side by side with the queue entries: neither makes anything visible.
+  const large = messages.filter((m) => !keptInItem(m.raw)).map((m) => m.raw);
+  await settledBoth(store.blobs.putMany(large), queueInboxItems(store, ids, now));
   return messages.map((m, i) => ({
     _id: ids[i]!,
     source: m.source,
@@ -62,7 +66,8 @@ async function stageBatch(store: Store, messages: readonly IncomingMessage[], id
       helo: m.envelope.helo ?? null,
       mailbox: m.envelope.mailbox ?? null,
     },
-    rawSha256: shas[i]!,
+    rawSha256: sha256(m.raw),
+    raw: keptInItem(m.raw) ? m.raw : null,
     size: m.raw.length,
     receivedAt: now,
   }));

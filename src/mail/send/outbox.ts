@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
-import { enqueueWork, idFor, insertManyOnce } from '../../db/coordination/index.ts';
+import { enqueueWork, findByIds, idFor, insertManyOnce } from '../../db/coordination/index.ts';
 import { messageIdFor, newMessageId } from './message-id.ts';
 
 export { messageIdFor };
@@ -79,7 +79,7 @@ export async function enqueueMails(store: Store, domain: string, drafts: Outboun
   }));
   await enqueueWork(OutboxQueue, docs.map((d) => d._id), now);
   const inserted = new Set((await insertManyOnce(Outbox, docs)).map(String));
-  const existing = docs.length > inserted.size ? await Outbox.find({ _id: { $in: docs.filter((d) => !inserted.has(String(d._id))).map((d) => d._id) } }).lean<OutboxMail[]>() : [];
+  const existing = docs.length > inserted.size ? await findByIds<OutboxMail>(Outbox, docs.filter((d) => !inserted.has(String(d._id))).map((d) => d._id)) : [];
   const byId = new Map(existing.map((m) => [String(m._id), m]));
   return docs.map((d) => {
     if (inserted.has(String(d._id))) return { mail: d as unknown as OutboxMail, created: true };
