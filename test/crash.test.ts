@@ -203,7 +203,8 @@ test('helpgate killed with SIGKILL mid-run and restarted: every mail is one arti
   // Exactly one acknowledgement per mail, to its sender. A mail the relay had accepted when
   // helpgate was killed, before helpgate could record it as sent, is sent again after the
   // restart: the same message (same Message-ID), as SMTP's at-least-once delivery allows. Only
-  // the mails in flight at the kill can repeat (the outbox sends over at most three relay connections at a time).
+  // the mails in flight at the kill can repeat: the outbox's two lanes each claim and settle
+  // at most three mails (src/mail/send/worker.ts), so at most six are sent and not yet settled.
   const acks = relay.mails.filter(isAck);
   const resent: string[] = [];
   for (const mail of mails) {
@@ -217,7 +218,7 @@ test('helpgate killed with SIGKILL mid-run and restarted: every mail is one arti
   const copies = new Map<string, number>();
   for (const m of relay.mails) copies.set(m.parsed.messageId ?? '', (copies.get(m.parsed.messageId ?? '') ?? 0) + 1);
   const repeated = [...copies.values()].filter((n) => n > 1).reduce((sum, n) => sum + n - 1, 0);
-  t.true(repeated <= 3, `mails the relay received more than once: ${repeated}`);
+  t.true(repeated <= 6, `mails the relay received more than once: ${repeated}`);
 
   t.log(
     `killed after ${acknowledgedBeforeKill} acknowledged (threshold ${killAfter}); ${diedInFlight} transactions died with it; ` +

@@ -48,8 +48,16 @@ function toMessage(mail: OutboxMail): Mail.Options {
 /** Bounds on waiting for the relay (ms). */
 const RELAY_TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 };
 
-/** Mails claimed and settled together by one lane: the relay pool sends them side by side. */
-const BATCH = 16;
+/** Connections to the relay, each sending one mail at a time. */
+const RELAY_CONNECTIONS = 3;
+/**
+ * Mails claimed and settled together by one lane: one per relay connection, sent side by side.
+ * A mail sent but not yet settled is sent again after a crash (the same message, as SMTP's
+ * at-least-once delivery allows), so a larger batch would only widen that window: with two
+ * lanes, a SIGKILL repeats at most 2 × 3 mails.
+ */
+const BATCH = RELAY_CONNECTIONS;
+const LANES = 2;
 
 /**
  * Sends what the outbox holds. Due mail is claimed in batches with a lease (db/coordination),
@@ -66,7 +74,7 @@ export class OutboxWorker {
     // nodemailer waits minutes for a silent relay by default (10 min of socket inactivity); a
     // batch waits for its slowest mail, so a hung relay is given up on sooner. The batch's claims
     // are extended while it runs (QueueWorker), so a slow send is never sent again by another worker.
-    this.relay = opts.relayUrl ? nodemailer.createTransport(opts.relayUrl, { pool: true, maxConnections: 3, ...RELAY_TIMEOUTS } as never) : null;
+    this.relay = opts.relayUrl ? nodemailer.createTransport(opts.relayUrl, { pool: true, maxConnections: RELAY_CONNECTIONS, ...RELAY_TIMEOUTS } as never) : null;
     this.capture = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
     const queue = new WorkQueue<OutboxMail>({
       items: opts.store.models.Outbox,
@@ -79,7 +87,7 @@ export class OutboxWorker {
       name: 'outbox',
       queue,
       batch: BATCH,
-      concurrency: 2,
+      concurrency: LANES,
       handle: (claimed) => this.deliver(claimed),
       step: () => this.step(),
       onError: (err) => opts.log.error({ err: errorMessage(err) }, 'outbox worker error'),
