@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import mongoose from 'mongoose';
@@ -25,6 +25,24 @@ test('a data folder made by one engine is not opened by another: the refusal nam
   const kept = await runCli(['tickets', 'list', '--start-database'], { env: { HELPGATE_DATA_DIR: dataDir } });
   t.is(kept.code, 0, kept.stderr);
   t.is(kept.stdout, 'no tickets\n');
+});
+
+// Run as root, PostgreSQL runs as `nobody`, who cannot enter a private folder such as /root.
+const asRootWithPostgres = process.getuid?.() === 0 && findPostgresBin() ? test : test.skip;
+asRootWithPostgres('as root, a new data folder that PostgreSQL\'s account cannot reach takes SQLite and says why; forcing PostgreSQL there is refused', async (t) => {
+  const parent = tempDataDir('helpgate-private-');
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  chmodSync(parent, 0o700);
+  const dataDir = path.join(parent, 'data');
+  const lines: string[] = [];
+  const server = await resolveDatabase({ dataDir, toolsDir: testToolsDir(), log: (line) => lines.push(line) });
+  await server.stop();
+  t.is(server.engine, 'sqlite');
+  t.true(lines.some((l) => l.includes(`cannot enter ${parent}`) && l.includes('using FerretDB on SQLite')), lines.join('\n'));
+
+  const other = path.join(parent, 'forced');
+  const error = await t.throwsAsync(resolveDatabase({ dataDir: other, toolsDir: testToolsDir(), engine: 'postgresql' }));
+  t.regex(error!.message, new RegExp(`cannot enter ${parent}.*chmod o\\+x`));
 });
 
 test('an invalid HELPGATE_ENGINE is refused naming the variable', async (t) => {

@@ -63,19 +63,25 @@ export function postgresAccount(clusterDir: string): Account | null {
   return accountNamed('nobody') ?? { uid: 65534, gid: 65534, name: 'nobody' };
 }
 
-/** Every folder above the cluster must be searchable by the account PostgreSQL runs as. */
-function checkReachable(clusterDir: string, account: Account): void {
+/** The first folder above the cluster that `account` cannot enter, or null when it can reach it. */
+export function unreachableFolder(clusterDir: string, account: Account): { dir: string; mode: number } | null {
   for (let dir = path.dirname(clusterDir); ; dir = path.dirname(dir)) {
     const st = statSync(dir);
     const bit = st.uid === account.uid ? 0o100 : st.gid === account.gid ? 0o010 : 0o001;
-    if (!(st.mode & bit)) {
-      throw new NoDatabaseError(
-        `PostgreSQL refuses to run as root, so helpgate runs it as ${account.name}, who cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}). ` +
-          `Make that folder searchable (chmod o+x ${dir}), choose a HELPGATE_DATA_DIR below searchable folders (e.g. /var/lib/helpgate), ` +
-          'run helpgate as an ordinary user, or set HELPGATE_ENGINE=sqlite.',
-      );
-    }
-    if (dir === path.dirname(dir)) return;
+    if (!(st.mode & bit)) return { dir, mode: st.mode & 0o777 };
+    if (dir === path.dirname(dir)) return null;
+  }
+}
+
+/** Every folder above the cluster must be searchable by the account PostgreSQL runs as. */
+function checkReachable(clusterDir: string, account: Account): void {
+  const blocked = unreachableFolder(clusterDir, account);
+  if (blocked) {
+    throw new NoDatabaseError(
+      `PostgreSQL refuses to run as root, so helpgate runs it as ${account.name}, who cannot enter ${blocked.dir} (mode ${blocked.mode.toString(8)}). ` +
+        `Make that folder searchable (chmod o+x ${blocked.dir}), choose a HELPGATE_DATA_DIR below searchable folders (e.g. /var/lib/helpgate), ` +
+        'run helpgate as an ordinary user, or set HELPGATE_ENGINE=sqlite.',
+    );
   }
 }
 

@@ -6,7 +6,7 @@ import { engineHoldingDir, readEngineRecord, writeEngineRecord, type EngineRecor
 import { EngineMismatchError } from './errors.ts';
 import { acquireLock } from './lock.ts';
 import { canConnect, freePort, onPath, pause } from './net.ts';
-import { findPostgresBin, pgAccess, postgresAccount, postgresArgs, postgresVersion, prepareCluster, waitForPostgres } from './postgres.ts';
+import { findPostgresBin, pgAccess, postgresAccount, postgresArgs, postgresVersion, prepareCluster, unreachableFolder, waitForPostgres } from './postgres.ts';
 import { Supervisor, type ChildSpec } from './supervise.ts';
 import { spawnTethered, type Tethered, type TetherOptions } from './tether.ts';
 import type { DatabaseServer, EmbeddedEngine, ResolveOptions } from './types.ts';
@@ -39,9 +39,24 @@ function chooseEngine(dataDir: string, forced: EmbeddedEngine | undefined, pgBin
     throw new NoDatabaseError(`${forced ? `HELPGATE_ENGINE=${forced}` : `the data folder ${dataDir} holds a ${NAMES[wanted]} database`}, but ${missing}.`);
   }
   if (wanted) return wanted;
-  const chosen: EmbeddedEngine = onPath('mongod') ? 'mongod' : pgBin ? 'postgresql' : 'sqlite';
-  if (chosen === 'sqlite') log('no PostgreSQL server binaries found: using FerretDB on SQLite (slower; install PostgreSQL for a new data folder to use it)');
-  return chosen;
+  if (onPath('mongod')) return 'mongod';
+  if (!pgBin) {
+    log('no PostgreSQL server binaries found: using FerretDB on SQLite (slower; install PostgreSQL for a new data folder to use it)');
+    return 'sqlite';
+  }
+  // Run as root, PostgreSQL runs as an unprivileged account, which must reach the folder: where
+  // it cannot (a data folder under /root), a new folder takes SQLite rather than not starting.
+  const clusterDir = path.join(dataDir, 'postgres');
+  const account = postgresAccount(clusterDir);
+  const blocked = account && unreachableFolder(clusterDir, account);
+  if (blocked) {
+    log(
+      `PostgreSQL would run as ${account.name}, who cannot enter ${blocked.dir}: using FerretDB on SQLite for this new data folder ` +
+        `(for PostgreSQL: a HELPGATE_DATA_DIR below searchable folders, e.g. /var/lib/helpgate, or run as an ordinary user)`,
+    );
+    return 'sqlite';
+  }
+  return 'postgresql';
 }
 
 /**
