@@ -1,8 +1,7 @@
 import path from 'node:path';
 import type { Types } from 'mongoose';
 import { loadConfig } from '../../src/config/load.ts';
-import type { InboxItem } from '../../src/db/models/inbox.ts';
-import type { OUTBOX_STATES } from '../../src/db/models/outbox.ts';
+import { countQueued } from '../../src/db/coordination/index.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startHelpgate, type Helpgate } from '../../src/main.ts';
 import type { BenchMail } from './corpus.ts';
@@ -80,16 +79,15 @@ export function measureIntake(env: PhaseEnv, mails: BenchMail[]): Promise<Intake
   });
 }
 
-type OutboxState = (typeof OUTBOX_STATES)[number];
-
-/** States in which an item needs no more work; any other state (pending, queued, in flight) is backlog. */
-const SETTLED_INBOX: InboxItem['state'][] = ['done', 'ignored', 'quarantined', 'held', 'expired'];
-const SETTLED_OUTBOX: OutboxState[] = ['sent', 'captured', 'failed'];
-
-/** What is still to do: mail not yet ingested, outbound mail not yet delivered. */
+/**
+ * What is still to do: items in the inbox and outbox work queues (mail not yet ingested,
+ * outbound mail not yet delivered). Read from the queues, which are small, not from the inbox
+ * and outbox, which every engine scans to count by state: polling those would load the
+ * engine being measured.
+ */
 async function backlog(hg: Helpgate): Promise<number> {
-  const { Inbox, Outbox } = hg.store.models;
-  const [inbox, outbox] = await Promise.all([Inbox.countDocuments({ state: { $nin: SETTLED_INBOX } }), Outbox.countDocuments({ state: { $nin: SETTLED_OUTBOX } })]);
+  const { InboxQueue, OutboxQueue } = hg.store.models;
+  const [inbox, outbox] = await Promise.all([countQueued(InboxQueue), countQueued(OutboxQueue)]);
   return inbox + outbox;
 }
 
@@ -174,7 +172,7 @@ async function readOutcome(hg: Helpgate, mails: BenchMail[], load: LoadResult) {
     articles: articles.length,
     lastArticleAt: Math.max(0, ...articles.map((a) => a.createdAt.getTime())),
     tickets: await Ticket.countDocuments({}),
-    notIngested: await Inbox.countDocuments({ state: { $in: SETTLED_INBOX.filter((state) => state !== 'done') } }),
+    notIngested: await Inbox.countDocuments({ state: { $in: ['ignored', 'quarantined', 'held', 'expired'] } }),
     replies: replies.length,
     threadedReplies: replies.filter((m) => ticketOf.get(m.messageId) === ticketOf.get(mails[m.parent!]!.messageId)).length,
     articleLatency: articles.map((a) => a.createdAt.getTime() - repliedAt.get(a.messageId)!),
