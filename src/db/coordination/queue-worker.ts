@@ -12,6 +12,12 @@ export interface QueueWorkerOptions<T extends { _id: unknown }> {
   handle: (claimed: Claimed<T>) => Promise<Settlement>;
   now?: () => Date;
   onError: (err: unknown) => void;
+  /**
+   * Settle items as they finish (grouped while a settlement is being written) instead of at the
+   * end of the batch: for work that must not be done twice after a crash (sending mail), the
+   * window between doing and recording stays one write long, whatever the batch size.
+   */
+  settleEach?: boolean;
   /** What each lane runs (default: runOnce); lets the owner wrap a step, e.g. to count it. */
   step?: () => Promise<boolean>;
 }
@@ -51,12 +57,34 @@ export class QueueWorker<T extends { _id: unknown }> {
     const renewal = setInterval(() => {
       if (running.size) queue.renew([...running], now()).catch((err: unknown) => this.opts.onError(err));
     }, queue.leaseMs / 3);
+    // With settleEach, what finishes is settled at once, grouped: the items that finish while one
+    // settlement is being written go together in the next. Else the batch is settled at its end.
+    const finished: Settlement[] = [];
+    let settling: Promise<void> | null = null;
+    let failure: unknown = null;
+    const flush = () => {
+      settling ??= (async () => {
+        while (finished.length) await this.settle(finished.splice(0));
+      })()
+        .catch((err: unknown) => {
+          failure ??= err;
+        })
+        .finally(() => {
+          settling = null;
+        });
+      return settling;
+    };
     let outcomes: PromiseSettledResult<Settlement>[];
     try {
       outcomes = await Promise.allSettled(
         claimed.map(async (c) => {
           try {
-            return await this.opts.handle(c);
+            const settlement = await this.opts.handle(c);
+            if (this.opts.settleEach) {
+              finished.push(settlement);
+              void flush();
+            }
+            return settlement;
           } finally {
             running.delete(c.doc._id);
           }
@@ -65,13 +93,13 @@ export class QueueWorker<T extends { _id: unknown }> {
     } finally {
       clearInterval(renewal);
     }
-    const settled: Settlement[] = [];
     outcomes.forEach((o) => {
-      if (o.status === 'fulfilled') settled.push(o.value);
-      else this.opts.onError(o.reason);
+      if (o.status === 'rejected') this.opts.onError(o.reason);
+      else if (!this.opts.settleEach) finished.push(o.value);
     });
     queue.forget(claimed.filter((_, i) => outcomes[i]!.status === 'rejected').map((c) => c.doc._id));
-    await this.settle(settled);
+    while (settling || finished.length) await flush();
+    if (failure) throw failure;
     return true;
   }
 

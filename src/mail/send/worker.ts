@@ -51,12 +51,12 @@ const RELAY_TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, soc
 /** Connections to the relay, each sending one mail at a time. */
 const RELAY_CONNECTIONS = 3;
 /**
- * Mails claimed and settled together by one lane: one per relay connection, sent side by side.
- * A mail sent but not yet settled is sent again after a crash (the same message, as SMTP's
- * at-least-once delivery allows), so a larger batch would only widen that window: with two
- * lanes, a SIGKILL repeats at most 2 × 3 mails.
+ * Mails claimed together by one lane (one claim write), sent side by side over the relay
+ * connections, and settled as they are sent (settleEach): a mail sent but not yet settled is
+ * sent again after a crash (the same message, as SMTP's at-least-once delivery allows), so only
+ * the mails sent while one settlement is being written can repeat, not a whole batch.
  */
-const BATCH = RELAY_CONNECTIONS;
+const BATCH = 16;
 const LANES = 2;
 
 /**
@@ -88,6 +88,7 @@ export class OutboxWorker {
       queue,
       batch: BATCH,
       concurrency: LANES,
+      settleEach: true,
       handle: (claimed) => this.deliver(claimed),
       step: () => this.step(),
       onError: (err) => opts.log.error({ err: errorMessage(err) }, 'outbox worker error'),
