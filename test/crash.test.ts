@@ -203,9 +203,9 @@ test('helpgate killed with SIGKILL mid-run and restarted: every mail is one arti
   // Exactly one acknowledgement per mail, to its sender. A mail the relay had accepted when
   // helpgate was killed, before helpgate could record it as sent, is sent again after the
   // restart: the same message (same Message-ID), as SMTP's at-least-once delivery allows. Only
-  // the mails in flight at the kill can repeat: the outbox settles each mail as it is sent
-  // (grouped while a settlement is being written) over three relay connections, so only a
-  // handful are ever sent and not yet recorded.
+  // the mails in flight at the kill can repeat: the outbox's two lanes each claim at most three
+  // mails (src/mail/send/worker.ts) and settle each as it is sent, so at most six are ever sent
+  // and not yet recorded.
   const acks = relay.mails.filter(isAck);
   const resent: string[] = [];
   for (const mail of mails) {

@@ -51,12 +51,14 @@ const RELAY_TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, soc
 /** Connections to the relay, each sending one mail at a time. */
 const RELAY_CONNECTIONS = 3;
 /**
- * Mails claimed together by one lane (one claim write), sent side by side over the relay
- * connections, and settled as they are sent (settleEach): a mail sent but not yet settled is
- * sent again after a crash (the same message, as SMTP's at-least-once delivery allows), so only
- * the mails sent while one settlement is being written can repeat, not a whole batch.
+ * Mails claimed together by one lane: one per relay connection, sent side by side and settled
+ * as they are sent (settleEach, grouped while a settlement is being written). A mail sent but
+ * not yet settled is sent again after a crash (the same message, as SMTP's at-least-once
+ * delivery allows): small batches keep that to the few mails in flight at the kill. Larger
+ * batches cost fewer claims (measured: 18 against 10 msgs/s through the whole pipeline on
+ * FerretDB-PostgreSQL) but a kill on a slow engine then repeated 11 acknowledgements.
  */
-const BATCH = 16;
+const BATCH = RELAY_CONNECTIONS;
 const LANES = 2;
 
 /**
