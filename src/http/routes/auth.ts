@@ -131,7 +131,7 @@ export function authRoutes(portal: Portal): Router<PortalState> {
     }
     const released = await releaseHeldMail(domain, ctx.state.viewer.user._id, token);
     data.flash = released.ok
-      ? `${released.address} is now linked to your identity${released.released ? `; your ${released.released === 1 ? 'mail is' : `${released.released} mails are`} being opened as tickets: you will get an acknowledgement for each` : ''}.`
+      ? `${released.address} is now linked to your identity${released.released ? `; ${released.released === 1 ? 'your mail is being opened as a ticket: you will get an acknowledgement' : `your ${released.released} mails are being opened as tickets: you will get an acknowledgement for each`}` : ''}.`
       : released.reason === 'taken'
         ? 'That mail address is already linked to another identity.'
         : `The link from our mail could not be used (${released.reason}).`;
