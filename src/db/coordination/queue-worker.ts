@@ -18,8 +18,6 @@ export interface QueueWorkerOptions<T extends { _id: unknown }> {
    * window between doing and recording stays one write long, whatever the batch size.
    */
   settleEach?: boolean;
-  /** What each lane runs (default: runOnce); lets the owner wrap a step, e.g. to count it. */
-  step?: () => Promise<boolean>;
 }
 
 /**
@@ -30,7 +28,7 @@ export class QueueWorker<T extends { _id: unknown }> {
   private readonly loop: PollLoop;
 
   constructor(private readonly opts: QueueWorkerOptions<T>) {
-    this.loop = new PollLoop({ name: opts.name, step: opts.step ?? (() => this.runOnce()), concurrency: opts.concurrency, idleMs: 1000, onError: opts.onError });
+    this.loop = new PollLoop({ name: opts.name, step: () => this.runOnce(), concurrency: opts.concurrency, idleMs: 1000, onError: opts.onError });
   }
 
   start(): void {

@@ -42,7 +42,6 @@ export class IngestWorker {
       concurrency: Math.max(1, Math.ceil(ctx.config.ingest.concurrency / BATCH)),
       now: () => ctx.now(),
       handle: (claimed) => this.process(claimed),
-      step: () => this.step(),
       onError: (err) => ctx.log.error({ err: errorMessage(err) }, 'ingest worker error'),
     });
   }
@@ -57,11 +56,6 @@ export class IngestWorker {
 
   stop(): Promise<void> {
     return this.worker.stop();
-  }
-
-  /** Claims and processes due items; false when nothing is due. */
-  step(): Promise<boolean> {
-    return this.worker.runOnce();
   }
 
   private async process(claimed: Claimed<InboxItem>): Promise<Settlement> {

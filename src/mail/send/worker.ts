@@ -92,7 +92,6 @@ export class OutboxWorker {
       concurrency: LANES,
       settleEach: true,
       handle: (claimed) => this.deliver(claimed),
-      step: () => this.step(),
       onError: (err) => opts.log.error({ err: errorMessage(err) }, 'outbox worker error'),
     });
   }
@@ -108,11 +107,6 @@ export class OutboxWorker {
   async stop(): Promise<void> {
     await this.worker.stop();
     this.relay?.close();
-  }
-
-  /** Claims and handles due mail; false when none is due. */
-  step(): Promise<boolean> {
-    return this.worker.runOnce();
   }
 
   private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {
