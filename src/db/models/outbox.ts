@@ -1,7 +1,10 @@
 import { Schema, type Connection, type Types } from 'mongoose';
 
-/** queued: waiting to be sent (or retried); sent: accepted by the relay; captured: kept locally (no relay); failed: given up. */
-export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed'] as const;
+/**
+ * queued: waiting to be sent (or retried); sent: accepted by the relay; captured: kept locally (no
+ * relay); failed: given up; cancelled: failed, and an agent decided it is not to be sent again.
+ */
+export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed', 'cancelled'] as const;
 
 const headerSchema = new Schema({ key: { type: String, required: true }, value: { type: String, required: true } }, { _id: false });
 
