@@ -8,6 +8,7 @@ import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, use
 import { inboxModel } from './models/inbox.ts';
 import { intakeModels } from './models/intake.ts';
 import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel } from './models/misc.ts';
+import { opsEventModel } from './models/ops-event.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
 
@@ -40,6 +41,7 @@ function buildModels(conn: Connection) {
     TicketEvent: ticketEventModel(conn),
     Job: jobModel(conn),
     Secret: secretModel(conn),
+    OpsEvent: opsEventModel(conn),
     ...intakeModels(conn),
   };
 }
