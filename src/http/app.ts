@@ -13,6 +13,8 @@ import { RelyingParty } from './oidc.ts';
 import { accountRoutes } from './routes/account.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { authRoutes, loadViewer } from './routes/auth.ts';
+import { mailViewRoutes } from './routes/mail-view.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { ticketRoutes } from './routes/tickets.ts';
 import { securityHeaders } from './security.ts';
 import { csrfProtection, sessions } from './session.ts';
@@ -123,7 +125,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
     }
   });
   app.use(csrfProtection());
-  for (const router of [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
+  for (const router of [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal), mailViewRoutes(portal), opsRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
   return app;
 }
 
