@@ -17,7 +17,8 @@ export const USAGE = `Usage: helpgate <command> [options]
   tickets show NUMBER [--json]
                               one ticket with its articles
   outbox [--json]             outbound mail and its state (captured mail included)
-  outbox show ID              print one outbound mail as sent (MIME)
+  outbox show ID [--raw]      one outbound mail decoded: headers, text, the links in it
+                              (--raw: the MIME source of a captured mail)
   inbox [--json]              received messages and their processing state
   inbox retry ID              process a (quarantined) message again
   status [--json]             each intake (SMTP, mailboxes, pipe): state, last message,
