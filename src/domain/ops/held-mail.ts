@@ -58,24 +58,25 @@ export async function listHeldMail(ctx: DomainContext, viewer: Viewer, limit = 2
  * Changes one held mail under its address's lease, the one the sender's own release and the
  * expiry take (identity/held.ts), so that none of them acts on the mail at the same time.
  */
-async function actOnHeld(ctx: DomainContext, id: string, change: (item: InboxItem) => Record<string, unknown>): Promise<{ item: InboxItem | null; changed: boolean }> {
+async function actOnHeld(ctx: DomainContext, id: string, change: Record<string, unknown>): Promise<{ item: InboxItem | null; refused?: string }> {
   const { Inbox } = ctx.store.models;
   const item = isInboxId(id) ? await Inbox.findById(id, { raw: 0 }).lean<InboxItem>() : null;
-  if (!item || item.state !== 'held' || !item.heldAddress) return { item, changed: false };
+  if (!item || item.state !== 'held' || !item.heldAddress) return { item, refused: NOT_HELD };
   const leases = new Lease(ctx.store, ADDRESS_LOCK_MS);
   const held = await leases.hold(`held:${item.heldAddress}`, `ops-${randomUUID()}`, () => ctx.now(), RELEASE_WAIT_MS);
-  if (!held) return { item, changed: false };
+  if (!held) return { item, refused: `the mail of ${item.heldAddress} is being released or expired right now; look again in a minute` };
   try {
-    // Read again under the lease: a release or an expiry may have come first.
-    const { modifiedCount } = await Inbox.updateOne({ _id: item._id, state: 'held' }, { $set: change(item) });
-    return { item, changed: modifiedCount === 1 };
+    // Only if still held under the lease: the sender's own release or an expiry may have come first.
+    const { modifiedCount } = await Inbox.updateOne({ _id: item._id, state: 'held' }, { $set: change });
+    return modifiedCount === 1 ? { item } : { item, refused: NOT_HELD };
   } finally {
     await leases.release(held);
   }
 }
 
-const who = (actor: OpsActor) => actor.address ?? actor.name ?? actor.sub ?? 'an agent';
-const labelOf = (item: InboxItem | null, id: string) => (item ? `${item.heldAddress ?? item.envelope.mailFrom ?? ''}` : id);
+const NOT_HELD = 'it is no longer held (released, discarded or expired meanwhile)';
+const who = (actor: OpsActor) => actor.address || actor.name || actor.sub || 'an agent';
+const labelOf = (item: InboxItem | null, id: string) => item?.heldAddress ?? item?.envelope.mailFrom ?? id;
 
 /**
  * An agent opens a ticket from a held mail without its sender signing in: the mail goes back to
@@ -84,26 +85,24 @@ const labelOf = (item: InboxItem | null, id: string) => (item ? `${item.heldAddr
 export async function releaseHeldAsTicket(ctx: DomainContext, viewer: Viewer, id: string): Promise<OpsResult | null> {
   if (!mayOperate(ctx, viewer)) return null;
   const actor = opsActorOf(viewer);
-  const { item, changed } = await actOnHeld(ctx, id, () => ({
+  const { item, refused } = await actOnHeld(ctx, id, {
     state: 'pending',
     attempts: 0,
     availableAt: ctx.now(),
     lastError: null,
     releasedBy: who(actor),
     note: `held, released as a ticket by ${who(actor)}`,
-  }));
-  if (changed) await requeueInboxItems(ctx, [item!._id]);
-  const refused = changed ? undefined : 'it is no longer held (released, discarded or expired meanwhile)';
+  });
+  if (!refused) await requeueInboxItems(ctx, [item!._id]);
   await recordOpsEvent(ctx, { action: 'held.release', target: { kind: 'inbox', id, label: labelOf(item, id) }, actor, channel: 'web', ...(refused ? { refused } : {}) });
-  return changed ? { ok: true, done: `The mail from ${item!.heldAddress} is being opened as a ticket.` } : { ok: false, reason: refused! };
+  return refused ? { ok: false, reason: refused } : { ok: true, done: `The mail from ${item!.heldAddress} is being opened as a ticket.` };
 }
 
 /** An agent decides a held mail is not to become a ticket: it is kept, marked ignored, never answered. */
 export async function discardHeld(ctx: DomainContext, viewer: Viewer, id: string): Promise<OpsResult | null> {
   if (!mayOperate(ctx, viewer)) return null;
   const actor = opsActorOf(viewer);
-  const { item, changed } = await actOnHeld(ctx, id, () => ({ state: 'ignored', note: `held mail discarded by ${who(actor)}` }));
-  const refused = changed ? undefined : 'it is no longer held (released, discarded or expired meanwhile)';
+  const { item, refused } = await actOnHeld(ctx, id, { state: 'ignored', note: `held mail discarded by ${who(actor)}` });
   await recordOpsEvent(ctx, { action: 'held.discard', target: { kind: 'inbox', id, label: labelOf(item, id) }, actor, channel: 'web', ...(refused ? { refused } : {}) });
-  return changed ? { ok: true, done: `The mail from ${item!.heldAddress} was discarded.` } : { ok: false, reason: refused! };
+  return refused ? { ok: false, reason: refused } : { ok: true, done: `The mail from ${item!.heldAddress} was discarded.` };
 }
