@@ -95,6 +95,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     recipients: ctx.own,
     maxMessageSize: config.maxMessageSize,
     hostname: config.helpdesk.domain,
+    limits: { maxClients: config.smtp.maxClients, maxClientsPerAddress: config.smtp.maxClientsPerAddress, idleSeconds: config.smtp.idleSeconds, maxJunkCommands: config.smtp.maxJunkCommands },
     onStored: () => {
       smtpStatus?.messageStored();
       ingest.kick();

@@ -29,7 +29,14 @@ export interface Config {
   /** Bound on bringing a dead engine process back (HELPGATE_ENGINE_RESTART_SECONDS). */
   readonly engineRestartSeconds: number;
   readonly configFile: string;
-  readonly smtp: { readonly host: string; readonly port: number };
+  readonly smtp: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxClients: number;
+    readonly maxClientsPerAddress: number;
+    readonly idleSeconds: number;
+    readonly maxJunkCommands: number;
+  };
   readonly helpdesk: { readonly address: string; readonly name: string; readonly domain: string };
   readonly publicUrl: string;
   readonly ticketPrefix: string;
@@ -108,7 +115,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     engine: e.HELPGATE_ENGINE ?? null,
     engineRestartSeconds: e.HELPGATE_ENGINE_RESTART_SECONDS,
     configFile,
-    smtp: { host: e.SMTP_HOST, port: e.SMTP_PORT },
+    smtp: {
+      host: e.SMTP_HOST,
+      port: e.SMTP_PORT,
+      maxClients: e.SMTP_MAX_CLIENTS,
+      maxClientsPerAddress: e.SMTP_MAX_CLIENTS_PER_IP,
+      idleSeconds: e.SMTP_IDLE_SECONDS,
+      maxJunkCommands: e.SMTP_MAX_JUNK_COMMANDS,
+    },
     helpdesk: { address: e.HELPDESK_ADDRESS, name: e.HELPDESK_NAME, domain },
     publicUrl: e.PUBLIC_URL.replace(/\/+$/, ''),
     ticketPrefix: e.TICKET_PREFIX,

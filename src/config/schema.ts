@@ -54,6 +54,13 @@ export const envSchema = z.object({
     .default('CIE'),
   OUTBOUND_SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
   MAX_MESSAGE_SIZE: byteSize.default(25 * 1024 * 1024),
+  /** SMTP sessions at once, all clients together, and per client address. */
+  SMTP_MAX_CLIENTS: positiveInt.default(200),
+  SMTP_MAX_CLIENTS_PER_IP: positiveInt.default(20),
+  /** A session that starts no mail transaction for this long is closed (NOOP does not count). */
+  SMTP_IDLE_SECONDS: positiveInt.default(60),
+  /** Commands that send no mail (NOOP, RSET, VRFY, HELP, …) allowed per session. */
+  SMTP_MAX_JUNK_COMMANDS: positiveInt.default(100),
   ACK_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(0).default(10),
   INGEST_MAX_ATTEMPTS: positiveInt.default(5),
   INGEST_LEASE_SECONDS: positiveInt.default(30),
