@@ -69,6 +69,13 @@ export const envSchema = z.object({
   OUTBOX_LEASE_SECONDS: positiveInt.default(120),
   /** "true": this process queues outbound mail but does not send it (like Postfix's hold queue); another process, or this one restarted without it, sends it. */
   OUTBOX_HOLD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Prometheus metrics on a listener of their own (no token needed there); unset: none. */
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  /** Bearer token that opens /metrics on the portal (and on METRICS_PORT, if set there too). */
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  /** Outbound mail due this long without being sent makes the process not ready (/readyz). */
+  OUTBOX_STALLED_SECONDS: positiveInt.default(900),
   HTTP_HOST: z.string().trim().min(1).default('127.0.0.1'),
   HTTP_PORT: port.default(3000),
   OIDC_ISSUER: urlWith(['http:', 'https:']).optional(),

@@ -14,6 +14,8 @@ import { accountRoutes } from './routes/account.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { authRoutes, loadViewer } from './routes/auth.ts';
 import { ticketRoutes } from './routes/tickets.ts';
+import { probes, requestMetrics } from './probes.ts';
+import type { Readiness } from '../jobs/readiness.ts';
 import { securityHeaders } from './security.ts';
 import { csrfProtection, sessions } from './session.ts';
 import { PageRenderer } from './views.ts';
@@ -27,10 +29,12 @@ export interface PortalOptions {
   allowInsecureIssuer: boolean;
   templatesDir: string;
   webDir: string;
+  /** Answers /readyz; null: readiness is not checked by this process. */
+  readiness?: Readiness | null;
 }
 
 /** Paths open without a complete sign-in. */
-const OPEN = [/^\/$/, /^\/auth\//, /^\/consent$/, /^\/static\//, /^\/healthz$/];
+const OPEN = [/^\/$/, /^\/auth\//, /^\/consent$/, /^\/static\//];
 
 const STATIC_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.js': 'text/javascript; charset=utf-8', '.png': 'image/png', '.ico': 'image/x-icon' };
 
@@ -53,6 +57,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
   app.maxIpsCount = 1;
   app.silent = true;
 
+  app.use(requestMetrics());
   app.use(securityHeaders(rp.issuerOrigin, secure));
   // Errors end on a page that says what happened, never a stack trace.
   app.use(async (ctx, next) => {
@@ -89,10 +94,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
       ctx.status = 404;
     }
   });
-  app.use(async (ctx, next) => {
-    if (ctx.path !== '/healthz') return next();
-    ctx.body = { ok: true };
-  });
+  app.use(probes({ readiness: opts.readiness ?? null, metricsToken: config.metrics.token }));
   app.use(sessions(opts.domain, secure));
   app.use(loadViewer(portal));
   app.use(async (ctx, next) => {

@@ -6,6 +6,7 @@ import type { Logger } from '../../log/logger.ts';
 import { InboxGroupWriter } from './inbox-writer.ts';
 import type { OwnAddresses } from '../parse/own-addresses.ts';
 import { SessionLimits } from './session-limits.ts';
+import { metrics } from '../../log/metrics.ts';
 
 export interface SmtpIntakeOptions {
   store: Store;
@@ -16,6 +17,11 @@ export interface SmtpIntakeOptions {
   hostname: string;
   /** Called after a message is stored, to wake the ingest worker. */
   onStored?: (id: string) => void;
+  /**
+   * Asked at each connection: a reason to refuse all mail now (the database cannot take it),
+   * answered 421 so that the client keeps its mail and retries; null when ready.
+   */
+  notReady?: () => Error | null;
   limits: {
     /** Sessions at once, all clients together. */
     maxClients: number;
@@ -75,7 +81,11 @@ export class SmtpIntake {
       logger: false,
       maxClients: opts.limits.maxClients,
       socketTimeout: 120_000,
-      onConnect: (session, cb) => cb(this.limits.onConnect(session)),
+      onConnect: (session, cb) => {
+        const refusal = this.opts.notReady?.() ?? this.limits.onConnect(session);
+        if (refusal) metrics.intakeReplies.inc({ channel: 'smtp', code: String((refusal as { responseCode?: number }).responseCode ?? 421) });
+        cb(refusal);
+      },
       onClose: (session) => this.limits.onClose(session),
       // A declared SIZE over the limit is refused by smtp-server itself (552 5.3.4).
       onMailFrom: (_address, session, cb) => {
@@ -104,6 +114,7 @@ export class SmtpIntake {
 
   private onRcptTo(address: { address: string }, cb: (err?: Error | null) => void): void {
     if (!this.opts.recipients.has(address.address)) {
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '550' });
       return cb(reply(550, `<${address.address}>: Recipient address rejected: not a helpdesk address`));
     }
     cb();
@@ -111,7 +122,10 @@ export class SmtpIntake {
 
   private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const raw = await readData(stream, this.opts.maxMessageSize);
-    if (!raw) throw reply(552, `Message exceeds the size limit of ${this.opts.maxMessageSize} bytes`);
+    if (!raw) {
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '552' });
+      throw reply(552, `Message exceeds the size limit of ${this.opts.maxMessageSize} bytes`);
+    }
     const env = session.envelope;
     const mailFrom = env.mailFrom === false ? null : env.mailFrom.address;
     try {
@@ -121,13 +135,20 @@ export class SmtpIntake {
         envelope: { mailFrom, rcptTo: env.rcptTo.map((r) => r.address.toLowerCase()), clientIp: session.remoteAddress, helo: session.hostNameAppearsAs },
       });
       this.lastMessageAt = new Date();
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '250' });
+      metrics.messageSize.observe({ channel: 'smtp' }, raw.length);
       this.opts.log.info({ inboxId: String(item.id), size: raw.length, from: mailFrom, rcpt: env.rcptTo.length }, 'message stored');
       this.opts.onStored?.(String(item.id));
       return String(item.id);
     } catch (err) {
       this.opts.log.error({ err: errorMessage(err) }, 'could not store message, answering 451');
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '451' });
       throw reply(451, 'Temporary failure storing the message, please try again later');
     }
+  }
+
+  get listening(): boolean {
+    return this.server.server.listening;
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
