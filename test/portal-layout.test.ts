@@ -16,6 +16,20 @@ import { HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpga
 import { ticketOf } from './helpers/mail-flow.ts';
 import { until } from './helpers/wait.ts';
 
+/** The browser's globals the functions run inside the page use (the project compiles without the DOM library). */
+interface InPage {
+  matches(selector: string): boolean;
+  textContent: string | null;
+  id: string;
+}
+declare const document: {
+  documentElement: { scrollWidth: number };
+  activeElement: InPage | null;
+  createRange(): { selectNodeContents(node: unknown): void; getBoundingClientRect(): { height: number } };
+};
+declare const window: { innerWidth: number };
+declare function getComputedStyle(el: unknown): { backgroundColor: string; fontFamily: string; fontSize: string; fontWeight: string; lineHeight: string };
+
 const PHONE = { width: 375, height: 800 };
 const DESKTOP = { width: 1280, height: 800 };
 const VIEWPORTS = [PHONE, DESKTOP];
@@ -166,14 +180,32 @@ test.serial('navigation: a side bar on a desktop, a strip above the content on a
   t.is((await badge.textContent())!.trim(), 'new');
   t.not(await badge.evaluate((el) => getComputedStyle(el).backgroundColor), 'rgba(0, 0, 0, 0)');
 
+  // In the queue too, every column but the subject keeps to one line (dates, due times).
+  await agent.setViewportSize(DESKTOP);
+  await agent.goto(`${base}/queue/first-line`);
+  const cells = await agent
+    .locator('table.tickets tbody tr')
+    .first()
+    .locator('td')
+    .evaluateAll((tds) =>
+      tds.map((td) => {
+        // The cell is as tall as the row; its text is as tall as its lines.
+        const text = document.createRange();
+        text.selectNodeContents(td);
+        return { text: td.textContent!.trim(), lines: Math.round(text.getBoundingClientRect().height / parseFloat(getComputedStyle(td).lineHeight)) };
+      }),
+    );
+  t.true(cells.length >= 5);
+  for (const [i, cell] of cells.entries()) if (i !== 1) t.is(cell.lines, 1, `"${cell.text}" is on one line`);
+
   await page.setViewportSize(PHONE);
   n = (await nav.boundingBox())!;
   m = (await main.boundingBox())!;
   t.true(n.y + n.height <= m.y, 'the navigation is above the content');
   t.true(n.height < 100, 'as a strip');
   const row = page.locator('table.tickets tbody tr').first();
-  const cells = await row.locator('td').evaluateAll((tds) => tds.map((td) => td.getBoundingClientRect().x));
-  t.true(cells.every((x) => Math.abs(x - cells[0]!) < 2), 'the cells of a row are stacked, not side by side');
+  const lefts = await row.locator('td').evaluateAll((tds) => tds.map((td) => td.getBoundingClientRect().x));
+  t.true(lefts.every((x) => Math.abs(x - lefts[0]!) < 2), 'the cells of a row are stacked, not side by side');
 });
 
 test.serial('form controls match: a select has the font and height of a text field', async (t) => {
