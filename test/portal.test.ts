@@ -168,7 +168,7 @@ test.serial('an unverified e-mail claim is not bound', async (t) => {
   await page.getByRole('button', { name: 'YES, Continue' }).click();
   await page.goto(`${base}/account`);
   await screenshot(page, 'unverified', 'account');
-  t.true((await page.textContent('main'))!.includes('None yet.'));
+  t.true((await page.textContent('main'))!.includes('No address linked yet'));
   t.deepEqual(await checkAccessibility(page), [], 'account page');
   await page.close();
 });
