@@ -93,7 +93,7 @@ test.serial('the whole walk: sign in, consent, new ticket with a missing field, 
   // The error summary: at the top, focused, each problem a link to its field.
   const summary = page.getByRole('alert');
   await summary.getByText('There is a problem').waitFor();
-  t.is(await page.evaluate(() => document.activeElement?.id), 'error-summary', 'focus moves to the error summary');
+  t.is(await page.evaluate('document.activeElement?.id'), 'error-summary', 'focus moves to the error summary');
   t.is(await summary.getByRole('link', { name: 'Choose a category.' }).getAttribute('href'), '#category');
   t.is(await page.getByLabel('Description *').inputValue(), 'The upload stops at 80 % with error E42.', 'typed text is kept');
   t.is(await page.getByLabel('Subject *').inputValue(), 'Cannot upload DICOM series');
@@ -103,7 +103,7 @@ test.serial('the whole walk: sign in, consent, new ticket with a missing field, 
   await screenshot(page, shots.t, 'missing-field');
   t.deepEqual(await checkAccessibility(page), [], 'form with an error');
   await summary.getByRole('link', { name: 'Choose a category.' }).click();
-  t.is(await page.evaluate(() => document.activeElement?.id), 'category', 'the summary link leads to the field');
+  t.is(await page.evaluate('document.activeElement?.id'), 'category', 'the summary link leads to the field');
   await page.getByLabel('Category *').selectOption('data-upload');
   await kept.getByLabel('Remove series.txt').check();
   await page.getByRole('button', { name: 'Submit' }).click();
