@@ -10,19 +10,23 @@ import { PRIORITIES, TICKET_STATES } from '../../domain/portal/web-tickets.ts';
 export const SUBMISSION = /^[A-Za-z0-9_-]{16,64}$/;
 const submission = z.string().regex(SUBMISSION, 'The form expired: reload the page and try again.');
 
+/** A form field as sent; a field that was not sent at all is empty. */
+const field = z
+  .string()
+  .optional()
+  .transform((s) => s ?? '');
 /** Text from a textarea: Windows line ends as the rest, no blank margin. */
-const multiline = z.string().transform((s) => s.replace(/\r\n?/g, '\n').trim());
+const multiline = field.transform((s) => s.replace(/\r\n?/g, '\n').trim());
 const longText = (what: string) => multiline.pipe(z.string().max(100_000, `${what} is at most 100,000 characters.`));
 const priority = z.preprocess((v) => v || 'less urgent', z.enum(PRIORITIES, { error: 'Choose one of the listed priorities.' }));
 
 export function newTicketForm(categories: readonly string[]) {
   return z.object({
     submission,
-    subject: z
-      .string()
+    subject: field
       .transform((s) => s.replace(/[\r\n]+/g, ' ').trim())
       .pipe(z.string().min(1, 'Enter a subject.').max(200, 'Subject is at most 200 characters.')),
-    category: z.string().refine((c) => categories.includes(c), 'Choose a category.'),
+    category: field.refine((c) => categories.includes(c), 'Choose a category.'),
     description: multiline.pipe(z.string().min(1, 'Describe your request.').max(100_000, 'Description is at most 100,000 characters.')),
     priority,
   });
@@ -66,7 +70,7 @@ export function agentForm(unitKeys: readonly string[]) {
         action: z.literal('assign'),
         submission,
         version,
-        su: z.string().refine((s) => unitKeys.includes(s), 'Choose one of the listed Support Units.'),
+        su: field.refine((s) => unitKeys.includes(s), 'Choose one of the listed Support Units.'),
         comment: longText('A handover comment'),
       }),
       z.object({ action: z.literal('priority'), submission, version, priority }),

@@ -15,5 +15,6 @@ export function errorSummary(errors: Record<string, string>, fields: Record<stri
   if (errors.form) items.push({ message: errors.form, href: fields.form ? `#${fields.form}` : null });
   for (const [name, id] of Object.entries(fields)) if (name !== 'form' && errors[name]) items.push({ message: errors[name]!, href: `#${id}` });
   for (const [name, message] of Object.entries(errors)) if (name !== 'form' && !fields[name]) items.push({ message, href: null });
-  return items;
+  // One line per problem: the same words for two fields (an expired form) are said once.
+  return items.filter((item, i) => items.findIndex((other) => other.message === item.message) === i);
 }
