@@ -103,6 +103,12 @@ test.serial('the composer in each mode: public reply mailed, internal note kept 
   t.is(await fl.evaluate('document.activeElement?.id'), 'composer-text');
   t.true(await fl.getByRole('button', { name: 'Add internal note' }).isVisible(), 'the button says what it does');
   await screenshot(fl, import.meta.url, 'composer-note-mode');
+  // On a phone the switch wraps: nothing in the composer or the actions runs out of its box.
+  await fl.setViewportSize({ width: 375, height: 800 });
+  const overflowing = await fl.evaluate(`[...document.querySelectorAll('.composer, .composer *, .agent-actions, .agent-actions *')].filter((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible').map((e) => e.id || e.className || e.tagName)`);
+  t.deepEqual(overflowing, []);
+  await screenshot(fl, import.meta.url, 'composer-375');
+  await fl.setViewportSize({ width: 1280, height: 800 });
 
   await compose(fl, 'Public reply', 'Which browser do you use?', 'Send reply');
   t.is(await flash(fl).textContent(), 'Your reply was added and mailed.');
