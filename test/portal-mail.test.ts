@@ -89,7 +89,10 @@ test.serial('the Mail page lists the acknowledgement of a mail sent in; its view
   t.true(text.includes('Your request has been\nreceived and registered as ticket'), text);
   t.false(/=\r?\n|=3D|=C3/.test(text), 'no quoted-printable left');
   const headers = new Map<string, string>();
-  for (const row of await page.locator('table.mail-headers tbody tr').all()) headers.set((await row.locator('th').textContent())!.trim(), (await row.locator('td').textContent())!.trim());
+  for (const row of await page.locator('table.mail-headers tbody tr').all()) {
+    const [name, value] = await row.locator('td').allTextContents();
+    headers.set(name!.trim(), value!.trim());
+  }
   t.is(headers.get('Subject'), subject, 'the subject header decoded');
   t.is(headers.get('Auto-Submitted'), 'auto-replied');
   t.is(headers.get('To'), RESEARCHER);

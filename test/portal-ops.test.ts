@@ -78,7 +78,7 @@ test.serial('held mail: First Line sees address, subject, age and expiry; releas
   await inboxItem({ heldAddress: 'hana@lab-held.example', state: 'held' }, 'the first mail held');
   await inboxItem({ heldAddress: 'offers@spam-held.example', state: 'held' }, 'the second mail held');
 
-  await fl.getByRole('link', { name: 'Operations' }).click();
+  await fl.getByRole('link', { name: 'Held mail' }).click();
   await fl.getByRole('heading', { name: 'Held mail', level: 1 }).waitFor();
   const [from, subject, age, expires] = await rowOf(fl, 'hana@lab-held.example');
   t.is(from, 'hana@lab-held.example');
@@ -89,7 +89,7 @@ test.serial('held mail: First Line sees address, subject, age and expiry; releas
   t.deepEqual(await checkAccessibility(fl), [], 'held mail page');
 
   await fl.locator('tr', { hasText: 'hana@lab-held.example' }).getByRole('button', { name: 'Release as ticket' }).click();
-  await fl.locator('.flash-success', { hasText: 'The mail from hana@lab-held.example is being opened as a ticket.' }).waitFor();
+  await fl.locator('.flash.success', { hasText: 'The mail from hana@lab-held.example is being opened as a ticket.' }).waitFor();
   const ticket = await until(() => h.hg.store.models.Ticket.findOne({ subject: 'Please look at my upload' }).lean<Ticket>(), { what: 'the ticket of the released mail', timeoutMs: 60_000 });
   t.is(ticket.requester.address, 'hana@lab-held.example');
   t.is(ticket.ownerSub, null, 'nobody signed in for it');
@@ -97,7 +97,7 @@ test.serial('held mail: First Line sees address, subject, age and expiry; releas
   t.is(ack.parsed.subject, `[CIE#${ticket.number}] Please look at my upload`);
 
   await fl.locator('tr', { hasText: 'offers@spam-held.example' }).getByRole('button', { name: 'Discard' }).click();
-  await fl.locator('.flash-success', { hasText: 'The mail from offers@spam-held.example was discarded.' }).waitFor();
+  await fl.locator('.flash.success', { hasText: 'The mail from offers@spam-held.example was discarded.' }).waitFor();
   const discarded = await inboxItem({ heldAddress: 'offers@spam-held.example' }, 'the discarded mail');
   t.is(discarded.state, 'ignored');
   t.regex(discarded.note ?? '', /discarded by fl-agent@eucaim\.example\.org/);
@@ -135,7 +135,6 @@ test.serial('a quarantined inbox item is shown with its error; Retry from the we
   const quarantined = await inboxItem({ _id: item._id, state: 'quarantined' }, 'the item quarantined');
   t.regex(quarantined.lastError ?? '', /raw message .* is missing/);
 
-  await fl.goto(`${base}/ops/held`);
   await fl.getByRole('link', { name: 'Quarantine' }).click();
   await fl.getByRole('heading', { name: 'Quarantine', level: 1 }).waitFor();
   const [, from, error, attempts] = await rowOf(fl, RESEARCHER);
@@ -148,7 +147,7 @@ test.serial('a quarantined inbox item is shown with its error; Retry from the we
   // The cause is fixed (the bytes are there again); then Retry.
   await h.hg.store.blobs.put(raw);
   await fl.locator('tr', { hasText: RESEARCHER }).getByRole('button', { name: 'Retry' }).click();
-  await fl.locator('.flash-success', { hasText: `The message from ${RESEARCHER} is being processed again.` }).waitFor();
+  await fl.locator('.flash.success', { hasText: `The message from ${RESEARCHER} is being processed again.` }).waitFor();
   const done = await inboxItem({ _id: item._id, state: 'done' }, 'the retried item processed');
   t.truthy(done.ticketNumber);
   await h.relay.waitFor((m) => m.envelope.rcptTo.includes(RESEARCHER) && m.parsed.subject === `[CIE#${done.ticketNumber}] Stuck in quarantine`, 'the acknowledgement of the retried mail', 60_000);
@@ -169,7 +168,7 @@ test.serial('failed outbound mail is shown with the relay\'s answer; one is sent
   const first = await failed(retried);
   await failed(cancelled);
 
-  await fl.goto(`${base}/ops/failed-mail`);
+  await fl.getByRole('link', { name: 'Failed mail' }).click();
   await fl.getByRole('heading', { name: 'Failed mail', level: 1 }).waitFor();
   const [to, subject, answer] = await rowOf(fl, retried);
   t.is(to, retried);
@@ -180,13 +179,13 @@ test.serial('failed outbound mail is shown with the relay\'s answer; one is sent
 
   accepting = true;
   await fl.locator('tr', { hasText: retried }).getByRole('button', { name: 'Retry' }).click();
-  await fl.locator('.flash-success', { hasText: `is being sent again` }).waitFor();
+  await fl.locator('.flash.success', { hasText: `is being sent again` }).waitFor();
   const delivered = await h.relay.waitFor((m) => m.envelope.rcptTo.includes(retried), 'the retried mail at the relay', 60_000);
   t.is(delivered.parsed.messageId, first.messageId, 'the same message, sent again');
   await until(() => h.hg.store.models.Outbox.exists({ _id: first._id, state: 'sent' }), { what: 'the retried mail settled as sent' });
 
   await fl.locator('tr', { hasText: cancelled }).getByRole('button', { name: 'Cancel' }).click();
-  await fl.locator('.flash-success', { hasText: 'was cancelled: it will not be sent' }).waitFor();
+  await fl.locator('.flash.success', { hasText: 'was cancelled: it will not be sent' }).waitFor();
   t.is((await h.hg.store.models.Outbox.findOne({ to: cancelled }, { state: 1 }).lean<OutboxMail>())!.state, 'cancelled');
   t.is(await fl.locator('table.failed-list').count(), 0, 'nothing failed is left');
   t.true(await fl.getByText('No outbound mail has failed.').isVisible());
@@ -206,14 +205,15 @@ test.serial('an action on mail that is no longer in its state is refused with a 
   const csrf = (await fl.locator('input[name="_csrf"]').first().inputValue())!;
   const response = await fl.request.post(`${base}/ops/held/${item._id}/release`, { form: { _csrf: csrf } });
   t.is(response.status(), 409);
-  t.true((await response.text()).includes('Not done: it is no longer held'));
+  const page = await response.text();
+  t.regex(page, /<div class="flash error" role="alert"><p>Not done: it is no longer held/);
   t.like(await h.hg.store.models.OpsEvent.findOne({ action: 'held.release', outcome: 'refused' }).lean(), { reason: 'it is no longer held (released, discarded or expired meanwhile)' });
   t.is((await h.hg.store.models.Inbox.findById(item._id, { state: 1 }).lean<InboxItem>())!.state, 'ignored');
 });
 
 test.serial('agents of other units and requesters get "not found" on the operations pages and their actions; no Mail page with a relay', async (t) => {
   const tst = await signedIn('tst-agent');
-  t.is(await tst.getByRole('link', { name: 'Operations' }).count(), 0, 'no link in the side bar');
+  for (const name of ['Held mail', 'Quarantine', 'Failed mail', 'Mail']) t.is(await tst.getByRole('link', { name, exact: true }).count(), 0, `no ${name} in the side bar`);
   const csrf = (await tst.locator('input[name="_csrf"]').first().inputValue())!;
   for (const path of ['/ops', '/ops/held', '/ops/quarantine', '/ops/failed-mail', '/mail']) {
     const response = await tst.goto(`${base}${path}`);

@@ -54,6 +54,13 @@ export const envSchema = z.object({
     .default('CIE'),
   OUTBOUND_SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
   MAX_MESSAGE_SIZE: byteSize.default(25 * 1024 * 1024),
+  /** SMTP sessions at once, all clients together, and per client address. */
+  SMTP_MAX_CLIENTS: positiveInt.default(200),
+  SMTP_MAX_CLIENTS_PER_IP: positiveInt.default(20),
+  /** A session that starts no mail transaction for this long is closed (NOOP does not count). */
+  SMTP_IDLE_SECONDS: positiveInt.default(60),
+  /** Commands that send no mail (NOOP, RSET, VRFY, HELP, …) allowed per session. */
+  SMTP_MAX_JUNK_COMMANDS: positiveInt.default(100),
   ACK_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(0).default(10),
   INGEST_MAX_ATTEMPTS: positiveInt.default(5),
   INGEST_LEASE_SECONDS: positiveInt.default(30),
@@ -62,6 +69,13 @@ export const envSchema = z.object({
   OUTBOX_LEASE_SECONDS: positiveInt.default(120),
   /** "true": this process queues outbound mail but does not send it (like Postfix's hold queue); another process, or this one restarted without it, sends it. */
   OUTBOX_HOLD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Prometheus metrics on a listener of their own (no token needed there); unset: none. */
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  /** Bearer token that opens /metrics on the portal (and on METRICS_PORT, if set there too). */
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  /** Outbound mail due this long without being sent makes the process not ready (/readyz). */
+  OUTBOX_STALLED_SECONDS: positiveInt.default(900),
   HTTP_HOST: z.string().trim().min(1).default('127.0.0.1'),
   HTTP_PORT: port.default(3000),
   OIDC_ISSUER: urlWith(['http:', 'https:']).optional(),

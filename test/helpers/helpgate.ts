@@ -33,6 +33,9 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     INGEST_LEASE_SECONDS: '5',
     OUTBOX_LEASE_SECONDS: '5',
     OUTBOX_BACKOFF_SECONDS: '0.2,0.2,0.2',
+    // Tests send dozens of mails at once from one loopback address, which no MTA does; the
+    // limit itself (default 20) is tested in smtp-limits.test.ts.
+    SMTP_MAX_CLIENTS_PER_IP: '500',
     ...overrides,
   };
 }

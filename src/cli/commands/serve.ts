@@ -24,7 +24,8 @@ export function banner(hg: Helpgate): string {
     `  Database      ${db}`,
     `  Unknown senders ${senders}`,
     `  Outbound mail ${outbound}`,
-    ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`] : []),
+    ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`, `  Health        ${hg.portal.url}/healthz (alive), ${hg.portal.url}/readyz (ready)`] : []),
+    `  Metrics       ${hg.metricsServer ? `${hg.metricsServer.url}/metrics` : c.metrics.token && hg.portal ? `${hg.portal.url}/metrics (with METRICS_TOKEN)` : 'off (set METRICS_PORT, or METRICS_TOKEN for the portal)'}`,
     ...(hg.devAai
       ? [
           `  Sign-in       dev LS AAI stand-in, issuer ${hg.devAai.issuer} (set OIDC_ISSUER for the real LS AAI)`,

@@ -50,6 +50,10 @@ export const articleSchema = new Schema(
     flag: { type: String, default: null },
     inboxId: { type: Schema.Types.ObjectId, default: null },
     rawSha256: { type: String, default: null },
+    /** The parsed content's hash: tells a redelivery from another mail reusing the Message-ID. */
+    contentHash: { type: String, default: null },
+    /** Something agents should know about how the mail was filed (e.g. "duplicate Message-ID"). */
+    note: { type: String, default: null },
   },
   { timestamps: true, collection: 'articles' },
 );
@@ -97,6 +101,8 @@ export interface Article {
   flag?: string | null;
   inboxId: Types.ObjectId | null;
   rawSha256: string | null;
+  contentHash?: string | null;
+  note?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

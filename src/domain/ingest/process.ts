@@ -31,6 +31,23 @@ export function messageKey(mail: ParsedMessage, rawSha256: string): string {
   return mail.messageId ? `mid:${mail.messageId}` : `sha:${rawSha256}`;
 }
 
+export const DUPLICATE_MESSAGE_ID = 'duplicate Message-ID';
+
+/**
+ * The article already filed under this mail's key, and the key to file it under. A mail that
+ * reuses a filed Message-ID with other content (contentHash: another sender, other words, other
+ * files; trace headers do not count) is another mail: it gets a key of its own and a note. A
+ * redelivery (the same bytes, or the same content by another path) finds the filed article.
+ */
+async function filedUnderKey(ctx: DomainContext, mail: ParsedMessage, item: InboxItem): Promise<{ key: string; known: Article | null; note: string | null }> {
+  const key = messageKey(mail, item.rawSha256);
+  const known = await findArticleByKey(ctx, key);
+  // Articles filed before content hashes were kept count as the same mail, as they did then.
+  if (!known || !known.contentHash || known.rawSha256 === item.rawSha256 || known.contentHash === mail.contentHash) return { key, known, note: null };
+  const own = `${key}#${mail.contentHash}`;
+  return { key: own, known: await findArticleByKey(ctx, own), note: DUPLICATE_MESSAGE_ID };
+}
+
 function senderOf(mail: ParsedMessage, item: InboxItem): MailAddress | null {
   if (mail.from) return mail.from;
   const env = item.envelope.mailFrom;
@@ -47,7 +64,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   const raw = await inboxRaw(store, item);
   if (!raw) throw new Error(`raw message ${item.rawSha256} is missing`);
   const mail = await parseMessage(raw);
-  const key = messageKey(mail, item.rawSha256);
+  const { key, known, note: duplicate } = await filedUnderKey(ctx, mail, item);
 
   // One of our own mails came back (a list, a forward rule, a misconfigured alias).
   if (mail.messageId && (await store.models.ThreadId.findById(mail.messageId, { ours: 1 }).lean<{ ours: boolean }>())?.ours) {
@@ -64,7 +81,6 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   let articleIsNew = false;
   let ticketIsNew = false;
   let plan: AgentMailPlan | null = null;
-  const known = await findArticleByKey(ctx, key);
   if (known) {
     // Redelivery, or a re-run after a crash: finish whatever was not finished.
     ticket = (await currentTicket(ctx, known.ticketId))!;
@@ -143,6 +159,8 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       flag: plan?.flag ?? null,
       inboxId: item._id,
       rawSha256: item.rawSha256,
+      contentHash: mail.contentHash,
+      note: duplicate,
     }, { touch: false }));
   }
 

@@ -5,7 +5,8 @@ import { cancelFailed, listFailedMail, retryFailed } from '../../domain/ops/fail
 import { discardHeld, listHeldMail, releaseHeldAsTicket, type OpsResult } from '../../domain/ops/held-mail.ts';
 import { listQuarantined, retryQuarantined } from '../../domain/ops/quarantine.ts';
 import type { Viewer } from '../../domain/portal/access.ts';
-import { actionName, bytes, kindName, span, utcMinute } from '../present/ops-format.ts';
+import { formatSize, formatTime } from '../presenters/format.ts';
+import { actionName, kindName, span } from '../presenters/ops.ts';
 import { render, type Portal, type PortalContext, type PortalState } from '../context.ts';
 import { pageNotFound } from './mail-view.ts';
 
@@ -21,23 +22,17 @@ const AUDITED: Record<Page, OpsAction[]> = {
  * First Line's operations pages: held mail, quarantined inbox items, failed outbound mail, each
  * with its actions (POST forms with the CSRF token) and the latest audit entries. Anyone else
  * gets the page-not-found answer. A done action redirects to its page with a success message; a
- * refused one shows the page again saying why.
+ * refused one shows the page again with an error message saying why (409).
  */
 export function opsRoutes(portal: Portal): Router<PortalState> {
   const router = new Router<PortalState>();
   const { domain } = portal;
 
-  /** The success message of the action that redirected here, taken before the layout shows it as a plain flash. */
-  const takeDone = (ctx: PortalContext) => {
-    const done = ctx.state.session.data.flash ?? null;
-    delete ctx.state.session.data.flash;
-    return done;
-  };
-
-  const show = async (ctx: PortalContext, page: Page, notice: { done?: string | null; refused?: string } = {}, status = 200) => {
+  /** A page with its rows and latest audit entries; `refused`: why the action just tried was not done. */
+  const show = async (ctx: PortalContext, page: Page, refused: string | null = null, status = 200) => {
     const viewer = ctx.state.viewer!;
     const rows = await (page === 'held' ? listHeldMail(domain, viewer) : page === 'quarantine' ? listQuarantined(domain, viewer) : listFailedMail(domain, viewer));
-    if (!rows) return pageNotFound(portal, ctx);
+    if (!rows) return pageNotFound(ctx);
     const audit = await recentOpsEvents(domain, AUDITED[page]);
     const now = domain.now();
     render(
@@ -45,34 +40,33 @@ export function opsRoutes(portal: Portal): Router<PortalState> {
       ctx,
       page,
       {
-        nav: 'ops',
-        opsPage: page,
+        nav: page,
         rows,
         audit,
-        done: notice.done ?? null,
-        refused: notice.refused ?? null,
+        ...(refused ? { flash: { kind: 'error', text: refused } } : {}),
         holdDays: domain.config.holdDays,
-        time: utcMinute,
+        time: formatTime,
         age: (d: Date) => span(now.getTime() - new Date(d).getTime()),
         left: (d: Date) => span(new Date(d).getTime() - now.getTime()),
         actionName,
         kindName,
-        bytes,
+        bytes: formatSize,
       },
       status,
     );
   };
 
-  router.get('/ops', (ctx) => (mayOperate(domain, ctx.state.viewer!) ? ctx.redirect('/ops/held') : pageNotFound(portal, ctx)));
-  router.get('/ops/held', async (ctx) => show(ctx, 'held', { done: takeDone(ctx) }));
-  router.get('/ops/quarantine', async (ctx) => show(ctx, 'quarantine', { done: takeDone(ctx) }));
-  router.get('/ops/failed-mail', async (ctx) => show(ctx, 'failed-mail', { done: takeDone(ctx) }));
+  router.get('/ops', (ctx) => (mayOperate(domain, ctx.state.viewer!) ? ctx.redirect('/ops/held') : pageNotFound(ctx)));
+  router.get('/ops/held', (ctx) => show(ctx, 'held'));
+  router.get('/ops/quarantine', (ctx) => show(ctx, 'quarantine'));
+  router.get('/ops/failed-mail', (ctx) => show(ctx, 'failed-mail'));
 
   const action = (path: string, page: Page, act: (viewer: Viewer, id: string) => Promise<OpsResult | null>) => {
     router.post(path, async (ctx) => {
       const result = await act(ctx.state.viewer!, String(ctx.params.id));
-      if (!result) return pageNotFound(portal, ctx);
-      if (!result.ok) return show(ctx, page, { refused: `Not done: ${result.reason}.` }, 409);
+      if (!result) return pageNotFound(ctx);
+      if (!result.ok) return show(ctx, page, `Not done: ${result.reason}.`, 409);
+      // Shown once by the layout on the page redirected to.
       ctx.state.session.data.flash = result.done;
       ctx.redirect(`/ops/${page}`);
     });

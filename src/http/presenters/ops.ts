@@ -1,8 +1,4 @@
-/** How the mail and operations pages write times, ages, sizes and audit actions. */
-
-export function utcMinute(value: Date | string): string {
-  return `${new Date(value).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-}
+/** How the mail and operations pages word ages, audit actions and kinds of mail (times and sizes: format.ts). */
 
 /** A span of time as a person says it: "5 minutes", "3 hours", "2 days". */
 export function span(ms: number): string {
@@ -12,12 +8,6 @@ export function span(ms: number): string {
   const hours = Math.round(minutes / 60);
   if (hours < 48) return unit(hours, 'hour');
   return unit(Math.round(hours / 24), 'day');
-}
-
-export function bytes(n: number): string {
-  if (n < 1024) return `${n} bytes`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
 const ACTIONS: Record<string, string> = {
