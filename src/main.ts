@@ -23,6 +23,7 @@ import { startImapReaders, type ImapReader } from './mail/receive/imap.ts';
 import { IntakeStatusReporter, hostName } from './db/intake-status.ts';
 import { answerIntakeNotices } from './domain/intake-notices.ts';
 import { requeueStrandedWork } from './db/queue-repair.ts';
+import type { DnsResolver } from './mail/auth/dns.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -51,6 +52,8 @@ export interface StartOptions {
   now?: () => Date;
   /** Start the portal (and the dev LS AAI when no issuer is configured); default true. */
   portal?: boolean;
+  /** DNS for sender verification instead of the system's resolvers (tests answer from fixture records). */
+  dns?: DnsResolver;
 }
 
 /** Wires config → database → store → workers → SMTP listener. The only place that knows them all. */
@@ -86,7 +89,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     leaseSeconds: config.outbox.leaseSeconds,
     onFailed: (mail, error) => recordDeliveryFailure(ctx, mail, error),
   });
-  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}) });
+  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}), ...(opts.dns ? { dns: opts.dns } : {}) });
   const ingest = new IngestWorker(ctx);
   let smtpStatus: IntakeStatusReporter | null = null;
   const smtpIntake = new SmtpIntake({

@@ -47,7 +47,7 @@ export async function showTicket(portal: Portal, ctx: PortalContext, number: num
       html = clean.html;
     }
     const action = page.agent?.articleActions[String(a._id)];
-    return { ...a, id: String(a._id), html, label: a.internal ? 'Internal note' : action ? (ARTICLE_LABELS[action] ?? null) : null };
+    return { ...a, id: String(a._id), html, label: a.internal ? 'Internal note' : action ? (ARTICLE_LABELS[action] ?? null) : null, sender: page.senders?.marks[String(a._id)] ?? null };
   });
   if (showImages) {
     // Remote images were asked for on this page only.
@@ -65,6 +65,7 @@ export async function showTicket(portal: Portal, ctx: PortalContext, number: num
       role: page.role,
       agent: page.agent,
       requesterActions: page.requester,
+      unverifiedMail: page.senders?.unverified ?? 0,
       unit: unitName(page.ticket.su),
       url: `${config.publicUrl}/tickets/${page.ticket.number}`,
       blocked,
