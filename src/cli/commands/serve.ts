@@ -17,6 +17,7 @@ export function banner(hg: Helpgate): string {
     ),
     `  Database      ${db}`,
     `  Outbound mail ${outbound}`,
+    `  Senders       ${senderMode(c)}`,
     ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`] : []),
     ...(hg.devAai
       ? [
@@ -32,6 +33,14 @@ export function banner(hg: Helpgate): string {
     ...units,
     'Stop with Ctrl-C.',
   ].join('\n');
+}
+
+/** Which sender-authentication mode is in force (README "Sender authentication"). */
+function senderMode(c: Config): string {
+  const hops = c.senderAuth.trustedAuthservIds.length ? `trusted hops: ${c.senderAuth.trustedAuthservIds.join(', ')}` : 'no trusted hop (TRUSTED_AUTHSERV_IDS)';
+  return c.senderAuth.unauthenticated === 'accept'
+    ? `UNAUTHENTICATED_SENDERS=accept: From: taken at its word where no DMARC is published (open mode); ${hops}`
+    : `UNAUTHENTICATED_SENDERS=flag: only DMARC, a trusted hop or a reply address proves a sender; ${hops}`;
 }
 
 function redact(uri: string): string {
