@@ -18,6 +18,7 @@ import { fixtureResolver } from './helpers/dns-fixture.ts';
 import { FIRST_LINE, HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { clientReply, quiet } from './helpers/mail-flow.ts';
 import { until } from './helpers/wait.ts';
+import { databasePerTest } from './helpers/database-per-test.ts';
 
 const FL_AGENT = FIRST_LINE[0]!;
 /** A requester whose domain signs its mail and publishes DMARC p=reject. */
@@ -36,10 +37,14 @@ const dns = fixtureResolver({
   'hospital.example': 'v=spf1 -all',
   'sel1._domainkey.hospital.example': `v=DKIM1; k=rsa; p=${publicKey}`,
   '_dmarc.hospital.example': 'v=DMARC1; p=reject',
+  // A domain whose DNS server does not answer.
+  '_dmarc.slow.example': 'timeout',
 });
 /** nodemailer signs the mail as hospital.example's outbound server would. */
 const signedByHospital = { dkim: { domainName: 'hospital.example', keySelector: 'sel1', privateKey } };
 
+/** One database server for the file; each helpgate has a database of its own on it. */
+const freshDb = databasePerTest(test);
 let h: TestHelpgate;
 let browser: TestBrowser;
 let base: string;
@@ -47,7 +52,7 @@ let base: string;
 test.before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  h = await startTestHelpgate(null, { portal: true, dns, env: { UNAUTHENTICATED_SENDERS: undefined, HTTP_PORT: String(port), PUBLIC_URL: base } });
+  h = await startTestHelpgate(null, { db: await freshDb(), portal: true, dns, env: { UNAUTHENTICATED_SENDERS: undefined, HTTP_PORT: String(port), PUBLIC_URL: base } });
   browser = await startBrowser();
 });
 test.after.always(async () => {
@@ -194,7 +199,7 @@ test.serial('the portal: a forged From: that Cc’s an attacker does not let the
 });
 
 test('a trusted hop’s Authentication-Results counts; any other one, or one below it, is ignored', async (t) => {
-  const hop = await startTestHelpgate(t, { dns: fixtureResolver({}), env: { UNAUTHENTICATED_SENDERS: undefined, TRUSTED_AUTHSERV_IDS: 'mx.helpdesk.example, imap.provider.example' } });
+  const hop = await startTestHelpgate(t, { db: await freshDb(), dns: fixtureResolver({}), env: { UNAUTHENTICATED_SENDERS: undefined, TRUSTED_AUTHSERV_IDS: 'mx.helpdesk.example, imap.provider.example' } });
   const passFor = (id: string) => `${id}; spf=pass smtp.mailfrom=dora@partner.example; dkim=pass header.d=partner.example; dmarc=pass (p=none) header.from=partner.example`;
   const mail = (headers: { key: string; value: string }[], cc: string) => ({ from: 'dora@partner.example', to: HELPDESK, cc, subject: 'Shared dataset', text: 'See the dataset.', headers });
 
@@ -219,7 +224,7 @@ test('a trusted hop’s Authentication-Results counts; any other one, or one bel
 });
 
 test('UNAUTHENTICATED_SENDERS=accept takes From: at its word where no DMARC is published, as before; a DMARC failure is still unverified', async (t) => {
-  const open = await startTestHelpgate(t, { dns, env: { UNAUTHENTICATED_SENDERS: 'accept' } });
+  const open = await startTestHelpgate(t, { db: await freshDb(), dns, env: { UNAUTHENTICATED_SENDERS: 'accept' } });
   const opening = await deliver(open, { from: ANN, to: HELPDESK, subject: 'Slow downloads', text: 'Downloads run at 1 MB/s.' });
   t.like(opening.senderAuth, { status: 'accepted', via: null });
   t.is(opening.flag, null);
@@ -238,6 +243,10 @@ test('UNAUTHENTICATED_SENDERS=accept takes From: at its word where no DMARC is p
   // hospital.example publishes DMARC: a forgery of it is caught in the open mode too.
   const bob = await deliver(open, { from: BOB, to: HELPDESK, subject: 'Question', text: 'Hello.', envelope: { from: MALLORY, to: [HELPDESK] } });
   t.like(bob.senderAuth, { status: 'unverified', dmarc: 'fail' });
+  // A DNS timeout is no pass, and no "no DMARC record" either.
+  const slow = await deliver(open, { from: 'sam@slow.example', to: HELPDESK, subject: 'Question', text: 'Hello.' });
+  t.like(slow.senderAuth, { status: 'unverified', dmarc: 'temperror' });
+  t.regex(slow.senderAuth!.reason, /DNS error/);
 });
 
 /** Signs in through the dev LS AAI (real Chromium) and accepts helpgate's consent page when shown. */

@@ -32,7 +32,13 @@ export async function assessSender(
   const { senderAuth } = ctx.config;
   let verdict: MailVerdict;
   try {
-    verdict = await verifyMessage(input.raw, input.item.envelope, { resolver: ctx.dns, mta: ctx.config.helpdesk.domain, trustedAuthservIds: senderAuth.trustedAuthservIds });
+    verdict = await verifyMessage(input.raw, input.item.envelope, {
+      resolver: ctx.dns,
+      mta: ctx.config.helpdesk.domain,
+      trustedAuthservIds: senderAuth.trustedAuthservIds,
+      // A dead DNS server delays a mail by about three look-ups' time (15 s by default, inside the 30 s ingest lease).
+      budgetMs: senderAuth.dnsTimeoutMs * 3,
+    });
   } catch (err) {
     // A message mailauth cannot read at all is simply not authenticated.
     ctx.log.warn({ inbox: String(input.item._id), err: (err as Error).message }, 'sender verification failed');

@@ -34,6 +34,15 @@ export interface VerifyOptions {
   mta: string;
   /** authserv-ids whose Authentication-Results count (TRUSTED_AUTHSERV_IDS), lower case. */
   trustedAuthservIds: readonly string[];
+  /** Bound on all look-ups of one message together (SPF alone may make ten); past it every look-up is a timeout. */
+  budgetMs: number;
+}
+
+/** The resolver, failing fast (ETIMEOUT) once the message's DNS budget is spent. */
+function withBudget(resolver: DnsResolver, budgetMs: number): DnsResolver {
+  const until = Date.now() + budgetMs;
+  return (name, rrtype) =>
+    Date.now() >= until ? Promise.reject(Object.assign(new Error(`DNS ${rrtype} ${name}: the message's DNS time is spent`), { code: 'ETIMEOUT' })) : resolver(name, rrtype);
 }
 
 const domainOf = (address: string | null | undefined): string | null => {
@@ -54,7 +63,7 @@ export async function verifyMessage(raw: Buffer, arrival: Arrival, opts: VerifyO
     ...(arrival.clientIp ? { ip: arrival.clientIp } : {}),
     ...(arrival.helo ? { helo: arrival.helo } : {}),
     mta: opts.mta,
-    resolver: opts.resolver,
+    resolver: withBudget(opts.resolver, opts.budgetMs),
     disableBimi: true,
   });
   const headerFrom = result.dkim.headerFrom?.length === 1 ? result.dkim.headerFrom[0]!.toLowerCase() : null;
