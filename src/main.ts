@@ -30,6 +30,7 @@ import { probes } from './http/probes.ts';
 import { reporterId } from './db/intake-status.ts';
 import { FINISHED_STATES } from './domain/engine/actions.ts';
 import Koa from 'koa';
+import type { DnsResolver } from './mail/auth/dns.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -62,6 +63,8 @@ export interface StartOptions {
   now?: () => Date;
   /** Start the portal (and the dev LS AAI when no issuer is configured); default true. */
   portal?: boolean;
+  /** DNS for sender verification instead of the system's resolvers (tests answer from fixture records). */
+  dns?: DnsResolver;
 }
 
 /** A worker step running longer than this makes the process not ready. */
@@ -100,7 +103,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     leaseSeconds: config.outbox.leaseSeconds,
     onFailed: (mail, error) => recordDeliveryFailure(ctx, mail, error),
   });
-  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}) });
+  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}), ...(opts.dns ? { dns: opts.dns } : {}) });
   const ingest = new IngestWorker(ctx);
   let smtpStatus: IntakeStatusReporter | null = null;
   let readiness: Readiness | null = null;

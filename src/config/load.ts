@@ -58,6 +58,8 @@ export interface Config {
   readonly aupFile: string;
   readonly unboundSenders: 'hold' | 'accept';
   readonly holdDays: number;
+  /** Sender authentication (domain/ingest/sender-trust.ts): the mode, the trusted hops, the DNS bound. */
+  readonly senderAuth: { readonly unauthenticated: 'flag' | 'accept'; readonly trustedAuthservIds: readonly string[]; readonly dnsTimeoutMs: number };
   readonly categories: readonly { readonly key: string; readonly name: string }[];
   readonly logLevel: string;
   readonly timers: Timers;
@@ -147,6 +149,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     aupFile: path.resolve(e.AUP_FILE ?? defaultAupPath),
     unboundSenders: e.UNBOUND_SENDERS,
     holdDays: e.HOLD_DAYS,
+    senderAuth: { unauthenticated: e.UNAUTHENTICATED_SENDERS, trustedAuthservIds: e.TRUSTED_AUTHSERV_IDS ?? [], dnsTimeoutMs: Math.round(e.DNS_TIMEOUT_SECONDS * 1000) },
     categories: parsedFile.data.categories,
     logLevel: e.LOG_LEVEL,
     timers: parsedFile.data.timers,

@@ -89,6 +89,17 @@ export const envSchema = z.object({
   AUP_FILE: z.string().trim().min(1).optional(),
   UNBOUND_SENDERS: z.enum(['hold', 'accept']).default('hold'),
   HOLD_DAYS: positiveInt.default(14),
+  /** Mail whose sender DMARC, a trusted hop or a reply token does not vouch for: "flag" keeps it as an unverified mail that changes nothing; "accept" takes From: at its word when the domain publishes no DMARC. */
+  UNAUTHENTICATED_SENDERS: z.enum(['flag', 'accept'], { message: 'expected "flag" or "accept"' }).default('flag'),
+  /** authserv-ids of the hops (our MTA, the IMAP provider) whose Authentication-Results count. */
+  TRUSTED_AUTHSERV_IDS: z
+    .string()
+    .trim()
+    .regex(/^[^\s,;]+(\s*,\s*[^\s,;]+)*$/, 'expected a comma-separated list of authserv-ids, e.g. mx.example.org')
+    .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()))
+    .optional(),
+  /** Bound on one DNS look-up of sender verification. */
+  DNS_TIMEOUT_SECONDS: z.coerce.number().positive().max(60).default(5),
   /** Key of the HMAC in agents' reply addresses; default: one made at first start and kept in the database. */
   REPLY_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
   /** How often each process looks for due timers. */

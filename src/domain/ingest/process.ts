@@ -19,6 +19,8 @@ import { pastReopenWindow, requesterReplied, verifyByRequester } from '../engine
 import { planAgentMail, runAgentMail, type AgentMailPlan } from '../engine/agent-mail.ts';
 import { replyTokensIn } from '../engine/reply-tokens.ts';
 import { currentTicket } from '../engine/transition.ts';
+import { assessSender, FLAG_UNVERIFIED_FOLLOW_UP, FLAG_UNVERIFIED_OPENING, senderTrusted, senderVerified } from './sender-trust.ts';
+import type { SenderAuth } from '../../db/models/article.ts';
 
 export type IngestOutcome =
   | { kind: 'ticket'; ticketNumber: number; articleId: string; created: boolean; note: string | null }
@@ -100,10 +102,14 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     const verifies = match?.ticket.state === 'solved' && isVerifiedReply(trimReply(mail.text).text);
     const tooLate = !!match && role !== 'agent' && role !== 'stranger' && !automated && !verifies && pastReopenWindow(ctx, match.ticket);
     const opensTicket = !match || role === 'stranger' || tooLate;
+    // Whom the mail may count as (DMARC, a trusted hop, the sender's own reply address).
+    const auth = await assessSender(ctx, { raw, item, sender: sender?.address ?? null, recipients, ticket: match?.ticket ?? null });
+    const trusted = auth.status !== 'unverified';
     const identity = await identifySender(ctx, { item, mail, sender, automated, opensTicket });
     if ('kind' in identity) return identity;
     const authorSub = identity.sub;
     let text = mail.text;
+    let flag: string | null = null;
     if (match && !opensTicket) {
       ticket = match.ticket;
       newTicket = false;
@@ -111,6 +117,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       text = trimReply(mail.text).text;
       if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, text, { automated });
       if (plan) text = plan.text;
+      else if (!trusted) flag = FLAG_UNVERIFIED_FOLLOW_UP;
     } else {
       const referred = match && !tooLate ? match.ticket.number : null;
       // Whether the requester gets an acknowledgement is decided now, so that the ticket is
@@ -121,7 +128,9 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
         subject: cleanSubject(mail.subject, config.ticketPrefix),
         ownerSub: authorSub,
         requester: sender ?? { address: '', name: '' },
-        participants: participantsOf(ctx, mail, sender?.address),
+        // An unverified sender brings nobody in: its To and Cc stay on its article only.
+        participants: trusted ? participantsOf(ctx, mail, sender?.address) : [],
+        verifiedParticipants: auth.status === 'verified' ? participantsOf(ctx, mail, sender?.address) : [],
         su: ctx.units.entryKey,
         referredTicket: referred,
         previousTicket: tooLate ? match!.ticket.number : null,
@@ -131,6 +140,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       role = 'requester';
       newTicket = true;
       if (tooLate) text = trimReply(mail.text).text;
+      if (!trusted) flag = FLAG_UNVERIFIED_OPENING;
     }
     // The attachments in one write.
     await store.blobs.putMany(mail.attachments.map((a) => a.content));
@@ -154,9 +164,10 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       html: role === 'agent' ? null : mail.html,
       attachments: mail.attachments.map(({ content: _c, ...meta }) => meta),
       authResults: mail.authResults,
+      senderAuth: auth,
       automated,
       internal: plan?.internal ?? false,
-      flag: plan?.flag ?? null,
+      flag: plan?.flag ?? flag,
       inboxId: item._id,
       rawSha256: item.rawSha256,
       contentHash: mail.contentHash,
@@ -164,8 +175,11 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     }, { touch: false }));
   }
 
-  // Only people the ticket trusts bring others in: not an unverified "agent" (a spoofed From).
-  const vouched = role === 'requester' || role === 'participant' || (role === 'agent' && (!plan || !plan.flag) && !article.flag);
+  // Only people the ticket trusts bring others in: not an unverified "agent" (a spoofed From),
+  // nor a requester or participant whose mail nothing vouches for (sender-trust.ts).
+  const trusted = senderTrusted(article);
+  const vouched = (role === 'requester' || role === 'participant') ? trusted : role === 'agent' && (!plan || !plan.flag) && !article.flag;
+  const voucher = { vouched, verified: vouched && senderVerified(article) };
   const searchText = article.internal ? '' : `${article.subject} ${article.text}`;
 
   if (newTicket && !automated) {
@@ -175,11 +189,11 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     const drafts = [...(ack ? [ack] : []), ...(await planUnitNotifications(ctx, ticket, article, 'new'))];
     const queued = await sendMails(ctx, ticket, drafts, [mail.messageId]);
     const tip = ack ? queued[0]!.mail.messageId : null;
-    ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
+    ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, voucher, { tip, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
     return ticketOutcome(ticket, article, newTicket, automated);
   }
   await registerMessageIds(ctx, ticket, [mail.messageId]);
-  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip: null, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
+  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, voucher, { tip: null, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
 
   if (automated) {
     ctx.log.info({ ticket: ticket.number, reason: automated }, 'automated mail: no automatic answer');
@@ -193,20 +207,25 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     }
     const actor: Actor = { address: sender?.address ?? null, name: sender?.name ?? '', sub: article.authorSub, role: 'agent' };
     await runAgentMail(ctx, ticket, article, plan, actor);
-  } else {
+  } else if (trusted) {
     await requesterFollowUp(ctx, ticket, article, role);
+  } else {
+    // Kept and shown to the unit, flagged; it moves nothing (no reopen, no verify, no "in progress").
+    await notifyUnit(ctx, ticket, article, 'followup');
   }
   return ticketOutcome(ticket, article, newTicket, automated);
 }
 
 function ticketOutcome(ticket: Ticket, article: Article, newTicket: boolean, automated: string | null): IngestOutcome {
-  return {
-    kind: 'ticket',
-    ticketNumber: ticket.number,
-    articleId: String(article._id),
-    created: newTicket,
-    note: automated ? `no automatic answer: ${automated}` : ticket.referredTicket && newTicket ? `named ticket ${ticket.referredTicket}, sender not a participant` : null,
-  };
+  const notes = [
+    automated ? `no automatic answer: ${automated}` : ticket.referredTicket && newTicket ? `named ticket ${ticket.referredTicket}, sender not a participant` : null,
+    unverifiedNote(article.senderAuth),
+  ].filter(Boolean);
+  return { kind: 'ticket', ticketNumber: ticket.number, articleId: String(article._id), created: newTicket, note: notes.length ? notes.join('; ') : null };
+}
+
+function unverifiedNote(auth: SenderAuth | null | undefined): string | null {
+  return auth?.status === 'unverified' ? `unverified sender: ${auth.reason}` : null;
 }
 
 /**
@@ -248,17 +267,24 @@ async function updateTicketAfterMail(
   mail: ParsedMessage,
   role: SenderRole,
   sender: string | undefined,
-  vouched: boolean,
+  voucher: { vouched: boolean; verified: boolean },
   opts: { tip: string | null; touch: boolean; listed: boolean; searchText: string },
 ): Promise<Ticket> {
   const { Ticket } = ctx.store.models;
-  const participants = vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address && !ticket.participants.includes(p)) : [];
+  const named = voucher.vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address) : [];
+  const participants = named.filter((p) => !ticket.participants.includes(p));
+  // Participants named by a proven sender: the ones the portal lets in (portal/access.ts).
+  const verifiedParticipants = voucher.verified ? named.filter((p) => !(ticket.verifiedParticipants ?? []).includes(p)) : [];
   const set: Record<string, unknown> = {};
-  const tip = opts.tip ?? (role === 'requester' ? mail.messageId : null);
+  // The requester's thread tip moves with their own mail only, not with mail claiming to be theirs.
+  const tip = opts.tip ?? (role === 'requester' && voucher.vouched ? mail.messageId : null);
   if (tip && ticket.requesterTip !== tip) set.requesterTip = tip;
   if (opts.touch) set.updatedAt = ctx.now();
   const update: Record<string, unknown> = {};
-  if (participants.length) update.$addToSet = { participants: { $each: participants } };
+  const add: Record<string, unknown> = {};
+  if (participants.length) add.participants = { $each: participants };
+  if (verifiedParticipants.length) add.verifiedParticipants = { $each: verifiedParticipants };
+  if (Object.keys(add).length) update.$addToSet = add;
   if (Object.keys(set).length) update.$set = set;
   if (!Object.keys(update).length) {
     if (opts.listed) await recordInTicketList(ctx, ticket, opts.searchText);

@@ -1,4 +1,5 @@
 import type { Article, ArticleAttachment } from '../../db/models/article.ts';
+import { senderMarks, unverifiedCount, type SenderMark } from './sender-marks.ts';
 import { PRIORITIES, TICKET_STATES, type Priority, type Ticket } from '../../db/models/ticket.ts';
 
 export { PRIORITIES, TICKET_STATES };
@@ -112,6 +113,8 @@ export interface TicketPage {
   requester: { solve: boolean; reopen: boolean; verify: boolean } | null;
   /** The action each article was written with (a solution, a request for information…), by article id. */
   articleActions: Record<string, string>;
+  /** For agents: who sent each received mail, as far as it was proven; and how many nothing vouched for. */
+  senders: { marks: Record<string, SenderMark>; unverified: number } | null;
 }
 
 export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: number): Promise<TicketPage | null> {
@@ -129,7 +132,8 @@ export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: num
     role === 'requester'
       ? { solve: !isFinished(ticket.state), reopen: (ticket.state === 'solved' || ticket.state === 'unsolved') && !pastReopenWindow(ctx, ticket), verify: ticket.state === 'solved' }
       : null;
-  return { ticket, articles, role, agent, requester, articleActions: articleActions(events) };
+  const senders = role === 'agent' ? { marks: senderMarks(articles), unverified: unverifiedCount(articles) } : null;
+  return { ticket, articles, role, agent, requester, articleActions: articleActions(events), senders };
 }
 
 /** A reply written on the portal: stored as an article and mailed exactly as a mail reply would be. */

@@ -4,6 +4,7 @@ import type { HeldFile } from '../forms/held-files.ts';
 import type { ComposerMode } from '../forms/schemas.ts';
 import { auditEntry, timerLabel, type AuditEntry, type UnitNames } from './audit.ts';
 import { errorSummary, type SummaryItem } from './error-summary.ts';
+import type { SenderMark } from '../../domain/portal/sender-marks.ts';
 import { formatSize } from './format.ts';
 
 /** Which of the ticket page's forms was sent and not accepted, and what it held. */
@@ -34,12 +35,14 @@ export interface ArticleView extends Article {
   /** The solution: marked for everyone, so the requester finds it at a glance. */
   solution: boolean;
   author: string;
+  /** For agents: the sender-verification mark of a received mail; null for others and for our own. */
+  sender: SenderMark | null;
 }
 
-export function articleView(a: Article, html: string | null, action: string | undefined): ArticleView {
+export function articleView(a: Article, html: string | null, action: string | undefined, sender: SenderMark | null = null): ArticleView {
   const label = a.internal ? (action === 'assign' ? 'Handover note' : 'Internal note') : action ? (ARTICLE_LABELS[action] ?? null) : null;
   const author = (a.from && (a.from.name || a.from.address)) || (a.authorRole === 'system' ? 'helpgate' : a.authorRole);
-  return { ...a, id: String(a._id), html, label, solution: !a.internal && action === 'solve', author };
+  return { ...a, id: String(a._id), html, label, solution: !a.internal && action === 'solve', author, sender };
 }
 
 /** The composer's modes, in the order of the switch. */

@@ -33,7 +33,7 @@ export async function showTicket(portal: Portal, ctx: PortalContext, number: num
       blocked += clean.blockedRemoteImages;
       html = clean.html;
     }
-    return articleView(a, html, page.articleActions[String(a._id)]);
+    return articleView(a, html, page.articleActions[String(a._id)], page.senders?.marks[String(a._id)] ?? null);
   });
   if (showImages) {
     // Remote images were asked for on this page only.
@@ -51,6 +51,7 @@ export async function showTicket(portal: Portal, ctx: PortalContext, number: num
       role: page.role,
       agent: page.agent ? agentPanel(page.agent, page.ticket.su, unit, domain.units.entry.name, forms) : null,
       requesterActions: page.requester,
+      unverifiedMail: page.senders?.unverified ?? 0,
       unit: unit(page.ticket.su),
       url: `${config.publicUrl}/tickets/${page.ticket.number}`,
       // The agent's way back to the queue they came from, with its filters.

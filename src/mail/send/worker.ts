@@ -41,7 +41,7 @@ function toMessage(mail: OutboxMail): Mail.Options {
     headers: mail.headers.map((h) => ({ key: h.key, value: h.value })),
     text: mail.text,
     html: mail.html ?? undefined,
-    envelope: { from: mail.envelopeFrom, to: [...mail.to, ...mail.cc] },
+    envelope: { from: mail.envelopeFrom, to: mail.envelopeTo?.length ? mail.envelopeTo : [...mail.to, ...mail.cc] },
     disableFileAccess: true,
     disableUrlAccess: true,
   };
