@@ -22,9 +22,9 @@ export function banner(hg: Helpgate): string {
         `  IMAP          ${m.name}: ${m.tls === 'implicit' ? 'imaps' : 'imap'}://${m.user}@${m.host}:${m.port}/${m.folder}  (stored mail is ${m.afterStore === 'move' ? `moved to "${m.moveTo}"` : m.afterStore === 'seen' ? 'flagged \\Seen' : 'deleted'}; \`helpgate status\`)`,
     ),
     `  Database      ${db}`,
-    `  Unknown senders ${senders}`,
     `  Outbound mail ${outbound}`,
     `  Senders       ${senderMode(c)}`,
+    `  Unknown senders ${senders}`,
     ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`, `  Health        ${hg.portal.url}/healthz (alive), ${hg.portal.url}/readyz (ready)`] : []),
     `  Metrics       ${hg.metricsServer ? `${hg.metricsServer.url}/metrics` : c.metrics.token && hg.portal ? `${hg.portal.url}/metrics (with METRICS_TOKEN)` : 'off (set METRICS_PORT, or METRICS_TOKEN for the portal)'}`,
     ...(hg.devAai
