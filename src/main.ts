@@ -31,6 +31,8 @@ import { reporterId } from './db/intake-status.ts';
 import { FINISHED_STATES } from './domain/engine/actions.ts';
 import Koa from 'koa';
 import type { DnsResolver } from './mail/auth/dns.ts';
+import { runDailyPrivacyJob } from './domain/privacy/daily.ts';
+import type { PrivacyRun } from './db/models/privacy.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -52,6 +54,8 @@ export interface Helpgate {
   readonly readiness: Readiness;
   /** The Prometheus listener of METRICS_PORT, when configured. */
   readonly metricsServer: RunningPortal | null;
+  /** The daily data-protection job (retention rules, erasures past their grace period): `runNow()` runs it at once, as of ctx.now(). */
+  readonly privacy: { runNow(): Promise<PrivacyRun | null> };
   stop(): Promise<void>;
 }
 
@@ -226,6 +230,18 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     onError: (err) => log.error({ err: errorMessage(err) }, 'housekeeping failed'),
   });
   housekeeping.start();
+  // The data-protection job: checked hourly, run once a day by one of the processes (domain/privacy/daily.ts).
+  const privacyOwner = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const privacyJob = new PollLoop({
+    name: 'privacy',
+    step: async () => {
+      await runDailyPrivacyJob(ctx, privacyOwner);
+      return false;
+    },
+    idleMs: 3600_000,
+    onError: (err) => log.error({ err: errorMessage(err) }, 'the daily data-protection job failed'),
+  });
+  privacyJob.start();
   // GGUS timers (reminders, unsolved, close, SLA escalation): every process runs them, each
   // due timer once (engine/timers.ts); the first pass at start catches what fell due while down.
   const timerOwner = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -270,6 +286,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     imap,
     readiness,
     metricsServer,
+    privacy: { runNow: () => runDailyPrivacyJob(ctx, privacyOwner, { force: true, waitMs: 60_000 }) },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -277,6 +294,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
       await metricsServer?.close();
       await timerLoop.stop();
       await housekeeping.stop();
+      await privacyJob.stop();
       await portal?.close();
       await devAai?.stop();
       await Promise.all(imap.map((r) => r.stop()));

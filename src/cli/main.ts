@@ -21,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/status.ts')).statusCommand,
   export: async () => (await import('./commands/dump.ts')).exportCommand,
   import: async () => (await import('./commands/dump.ts')).importCommand,
+  gdpr: async () => (await import('./commands/gdpr.ts')).gdprCommand,
   tools: async () => (await import('./commands/tools.ts')).toolsCommand,
   'dev-aai': async () => (await import('./commands/dev-aai.ts')).devAaiCommand,
 };
@@ -29,7 +30,7 @@ const commands: Record<string, () => Promise<Command>> = {
 const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status']);
 
 /** Commands that use a database and may be allowed to start the data folder's engine. */
-const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import']);
+const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import', 'gdpr']);
 
 /**
  * `helpgate tickets list | head`: once the reader has what it wants it closes the pipe, and the

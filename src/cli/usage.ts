@@ -25,6 +25,10 @@ export const USAGE = `Usage: helpgate <command> [options]
                               backlog, last error
   export > dump.jsonl         every collection as JSON lines (Extended JSON)
   import < dump.jsonl         load such a dump into an empty database (to move engines)
+  gdpr export WHO > data.zip  the personal data of a person (an address or LS AAI
+                              identifier) as Account → Download my data gives it
+  gdpr erase WHO [--dry-run]  erase a person's data now (see docs/privacy.md); with
+                              --dry-run, only say what would be erased
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
   dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
                               and print its issuer and test users

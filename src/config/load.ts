@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors/errors.ts';
-import { envSchema, fileSchema, type SupportUnit, type Timers } from './schema.ts';
+import { envSchema, fileSchema, type Retention, type SupportUnit, type Timers } from './schema.ts';
 import { resolveMailboxes, type ImapSettings, type MailboxConfig } from './mailboxes.ts';
 
 /** The project's root folder (where package.json, templates/ and web/ live). */
@@ -60,6 +60,10 @@ export interface Config {
   readonly holdDays: number;
   /** Sender authentication (domain/ingest/sender-trust.ts): the mode, the trusted hops, the DNS bound. */
   readonly senderAuth: { readonly unauthenticated: 'flag' | 'accept'; readonly trustedAuthservIds: readonly string[]; readonly dnsTimeoutMs: number };
+  /** Days an erasure request waits before the daily job carries it out (ERASURE_GRACE_DAYS). */
+  readonly erasureGraceDays: number;
+  /** The retention rules of the configuration file (docs/privacy.md). */
+  readonly retention: Retention;
   readonly categories: readonly { readonly key: string; readonly name: string }[];
   readonly logLevel: string;
   readonly timers: Timers;
@@ -150,6 +154,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     unboundSenders: e.UNBOUND_SENDERS,
     holdDays: e.HOLD_DAYS,
     senderAuth: { unauthenticated: e.UNAUTHENTICATED_SENDERS, trustedAuthservIds: e.TRUSTED_AUTHSERV_IDS ?? [], dnsTimeoutMs: Math.round(e.DNS_TIMEOUT_SECONDS * 1000) },
+    erasureGraceDays: e.ERASURE_GRACE_DAYS,
+    retention: parsedFile.data.retention,
     categories: parsedFile.data.categories,
     logLevel: e.LOG_LEVEL,
     timers: parsedFile.data.timers,

@@ -100,6 +100,8 @@ export const envSchema = z.object({
     .optional(),
   /** Bound on one DNS look-up of sender verification. */
   DNS_TIMEOUT_SECONDS: z.coerce.number().positive().max(60).default(5),
+  /** Days an erasure request waits for an agent of First Line before the daily job carries it out. */
+  ERASURE_GRACE_DAYS: z.coerce.number().int().min(0).default(30),
   /** Key of the HMAC in agents' reply addresses; default: one made at first start and kept in the database. */
   REPLY_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
   /** How often each process looks for due timers. */
@@ -121,6 +123,21 @@ export const unitSchema = z.object({
   entry: z.boolean().default(false),
   members: z.array(emailAddress).default([]),
 });
+
+const RETENTION_DEFAULTS = { rawMailDays: 90, heldMailDays: 90, outboundDays: 90, closedTicketAttachmentsMonths: null };
+const retentionSchema = z
+  .object({
+    /** Raw messages (the .eml as received) of ingested mail, this many days after they arrived. */
+    rawMailDays: z.number().int().positive().default(90),
+    /** Held mail nobody claimed: its raw message HOLD_DAYS + this many days after it arrived. */
+    heldMailDays: z.number().int().positive().default(90),
+    /** Text, HTML and MIME copy of sent (or captured) outbound mail, this many days after sending. */
+    outboundDays: z.number().int().positive().default(90),
+    /** Attachments of tickets closed this many months ago; null (the default) keeps them. */
+    closedTicketAttachmentsMonths: z.number().int().positive().nullable().default(null),
+  })
+  .strict()
+  .default(RETENTION_DEFAULTS);
 
 export const fileSchema = z
   .object({
@@ -158,6 +175,8 @@ export const fileSchema = z
       .default({ waitingReminders: [5, 10], waitingUnsolved: 15, solvedClose: 10, reopenWindow: 10, firstResponse: { 'less urgent': 2, urgent: 1, 'very urgent': 0.5, 'top priority': 0.25 } }),
     /** Mailboxes read over IMAP (config/mailboxes.ts). */
     mailboxes: mailboxListSchema,
+    /** How long personal data in mail is kept (docs/privacy.md); applied by the daily job. */
+    retention: retentionSchema,
   })
   .superRefine((file, ctx) => {
     const entries = file.units.filter((u) => u.entry);
@@ -176,3 +195,4 @@ export const fileSchema = z
 export type SupportUnit = z.output<typeof unitSchema>;
 
 export type Timers = z.output<typeof fileSchema>['timers'];
+export type Retention = z.output<typeof fileSchema>['retention'];

@@ -55,6 +55,24 @@ export class BlobStore {
     if (sha256(data) !== sha) throw new Error(`blob ${sha} is incomplete or corrupt`);
     return data;
   }
+
+  /**
+   * Deletes the chunks of a blob, by _id (see get). `sizeHint` (the blob's size, when known)
+   * says how many chunks to expect; chunks past it are deleted while there are any. Whether
+   * anything else still uses the blob is the caller's question (db/blob-references.ts).
+   */
+  async delete(sha: string, sizeHint = 0): Promise<number> {
+    const expected = Math.max(1, Math.ceil(sizeHint / BLOB_CHUNK_SIZE));
+    let deleted = 0;
+    for (let n = 0; ; n++) {
+      const res = await this.chunks.collection.deleteOne({ _id: `${sha}/${n}` } as never);
+      deleted += res.deletedCount ?? 0;
+      // Past the expected count, the first missing chunk ends the blob (a run stopped half-way
+      // may have deleted the first chunks already: those are why the expected ones are all tried).
+      if (n + 1 >= expected && !res.deletedCount) break;
+    }
+    return deleted;
+  }
 }
 
 /** The driver returns BSON Binary for buffers read without mongoose casting. */

@@ -10,6 +10,7 @@ import { intakeModels } from './models/intake.ts';
 import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel } from './models/misc.ts';
 import { opsEventModel } from './models/ops-event.ts';
 import { outboxModel } from './models/outbox.ts';
+import { erasureRequestModel, privacyRunModel } from './models/privacy.ts';
 import { ticketModel } from './models/ticket.ts';
 
 export interface StoreOptions {
@@ -43,6 +44,8 @@ function buildModels(conn: Connection) {
     Secret: secretModel(conn),
     OpsEvent: opsEventModel(conn),
     ...intakeModels(conn),
+    ErasureRequest: erasureRequestModel(conn),
+    PrivacyRun: privacyRunModel(conn),
   };
 }
 

@@ -75,3 +75,23 @@ export async function listOwnTickets(ctx: DomainContext, user: Pick<PortalUser, 
   const page = Math.min(pages, Math.max(1, Math.floor(query.page ?? 1)));
   return { items: items.slice((page - 1) * perPage, page * perPage), total: items.length, page, pages };
 }
+
+/**
+ * Writes a ticket's entry in its owner's list anew, its search text made from `texts` (the
+ * conversation as it is now): for when text was removed from a ticket (an erasure), which the
+ * appending recordInTicketList cannot take back.
+ */
+export async function rewriteTicketListEntry(ctx: DomainContext, ticket: Ticket, texts: readonly string[]): Promise<void> {
+  if (!ticket.ownerSub) return;
+  const entry: TicketSummary = {
+    number: ticket.number,
+    subject: ticket.subject,
+    state: ticket.state,
+    su: ticket.su,
+    priority: ticket.priority ?? 'less urgent',
+    createdAt: ticket.createdAt,
+    updatedAt: ticket.updatedAt,
+    text: texts.join(' ').toLowerCase().replace(/\s+/g, ' ').trim().slice(0, SEARCH_TEXT_CHARS),
+  };
+  await ctx.store.models.TicketList.updateOne({ _id: ticket.ownerSub }, { $set: { [`tickets.${ticket.number}`]: entry } }, { upsert: true });
+}

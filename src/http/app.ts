@@ -15,6 +15,7 @@ import { authRoutes, loadViewer } from './routes/auth.ts';
 import { mailViewRoutes } from './routes/mail-view.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { ticketRoutes } from './routes/tickets.ts';
+import { privacyRoutes } from './routes/privacy.ts';
 import { probes, requestMetrics } from './probes.ts';
 import type { Readiness } from '../jobs/readiness.ts';
 import { securityHeaders } from './security.ts';
@@ -52,7 +53,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
   });
   const assets = new StaticAssets(opts.webDir);
   const portal: Portal = { domain: opts.domain, config, log, rp, pages: new PageRenderer(opts.templatesDir, assets) };
-  const routers = [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal), mailViewRoutes(portal), opsRoutes(portal)];
+  const routers = [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal), mailViewRoutes(portal), opsRoutes(portal), privacyRoutes(portal)];
   /** Whether some page lives at this path (by any method): everything else is a 404, for anyone. */
   const known = (p: string) => routers.some((r) => r.match(p, 'GET').path.length > 0);
   const app = new Koa<PortalState>();

@@ -8,7 +8,7 @@ import { Types, type Model } from 'mongoose';
  * filter FerretDB 1.24 answers from an index (any other filter decodes the whole collection),
  * and two workers inserting the same key collide on the _id index, atomically on every engine.
  */
-export function idFor(kind: 'ticket' | 'article' | 'outbox', key: string): Types.ObjectId {
+export function idFor(kind: 'ticket' | 'article' | 'outbox' | 'erasure', key: string): Types.ObjectId {
   return new Types.ObjectId(createHash('sha256').update(`${kind}:${key}`).digest('hex').slice(0, 24));
 }
 

@@ -44,6 +44,8 @@ export const inboxSchema = new Schema(
     heldAddress: { type: String, default: null },
     /** Held mail an agent released as a ticket (their address): ingest no longer holds it. */
     releasedBy: { type: String, default: null },
+    /** The raw message was removed (retention rules, or an erasure): when and why. The item stays. */
+    rawRemoved: { type: new Schema({ at: Date, reason: String }, { _id: false }), default: null },
   },
   { timestamps: true, collection: 'inbox' },
 );
@@ -67,6 +69,7 @@ export interface InboxItem {
   note: string | null;
   heldAddress: string | null;
   releasedBy?: string | null;
+  rawRemoved?: { at: Date; reason: string } | null;
   createdAt: Date;
   updatedAt: Date;
 }

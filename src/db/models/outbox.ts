@@ -40,6 +40,8 @@ export const outboxSchema = new Schema(
     sentAt: { type: Date, default: null },
     /** The MIME message as it would have been sent, when no relay is configured. */
     raw: { type: Buffer, default: null },
+    /** Its text, HTML and MIME copy were removed (retention rules, or an erasure): when and why. */
+    contentRemoved: { type: new Schema({ at: Date, reason: String }, { _id: false }), default: null },
   },
   { timestamps: true, collection: 'outbox' },
 );
@@ -75,6 +77,7 @@ export interface OutboxMail {
   response: string | null;
   sentAt: Date | null;
   raw: Buffer | null;
+  contentRemoved?: { at: Date; reason: string } | null;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -204,7 +204,7 @@ function byWhom(event: TicketEvent): string {
 export async function recordOnce(
   ctx: DomainContext,
   ticket: Ticket,
-  what: Pick<TransitionSpec, 'action' | 'op' | 'actor' | 'channel'>,
+  what: Pick<TransitionSpec, 'action' | 'op' | 'actor' | 'channel'> & { changes?: TicketEvent['changes'] },
 ): Promise<{ event: TicketEvent; fresh: boolean }> {
   const event: TicketEvent = {
     _id: `${String(ticket._id)}~${createHash('sha256').update(what.op).digest('hex').slice(0, 24)}`,
@@ -218,7 +218,7 @@ export async function recordOnce(
     at: ctx.now(),
     outcome: 'applied',
     reason: null,
-    changes: [],
+    changes: what.changes ?? [],
     set: {},
     articleId: null,
   };

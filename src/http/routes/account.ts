@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { confirmAddress, requestAddressConfirmation, unbindAddress } from '../../domain/identity/addresses.ts';
+import { openErasureOf } from '../../domain/privacy/requests.ts';
 import { field, render, type Portal, type PortalState } from '../context.ts';
 
 /** The LS AAI identity, bound mail addresses (add by confirmation link, remove), consents. */
@@ -7,7 +8,7 @@ export function accountRoutes(portal: Portal): Router<PortalState> {
   const router = new Router<PortalState>();
   const { domain } = portal;
 
-  router.get('/account', (ctx) => render(portal, ctx, 'account', { user: ctx.state.viewer!.user, errors: {}, address: '' }));
+  router.get('/account', async (ctx) => render(portal, ctx, 'account', { user: ctx.state.viewer!.user, errors: {}, address: '', erasure: await openErasureOf(domain, ctx.state.viewer!.user._id) }));
 
   router.post('/account/addresses', async (ctx) => {
     const user = ctx.state.viewer!.user;
