@@ -11,6 +11,8 @@ export interface CliResult {
   /** Exit code (null if killed by a signal). */
   code: number | null;
   stdout: string;
+  /** stdout as bytes, for commands that write binary output (an archive). */
+  stdoutBytes: Buffer;
   stderr: string;
 }
 
@@ -84,7 +86,7 @@ async function run(args: string[], opts: CliOptions): Promise<CliResult> {
         resolve(c);
       });
     });
-    return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+    return { code, stdout: Buffer.concat(out).toString('utf8'), stdoutBytes: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') };
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import { removeUnusedBlobs, type ReleasedBlob } from '../../db/blob-references.ts';
+import { toBuffer } from '../../db/blobs.ts';
 import type { Article } from '../../db/models/article.ts';
 import type { TicketEvent } from '../../db/models/engine.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
@@ -126,29 +127,46 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
       envelope,
       heldAddress: item.heldAddress ? scrub.text(item.heldAddress) : null,
       ...(item.rawRemoved?.reason === 'erasure' ? {} : { raw: null, rawRemoved: { at: now, reason: 'erasure' } }),
-      ...(open ? { state: 'ignored', note: 'erased at the sender’s request before it was ticketed' } : {}),
+      note: open ? 'erased at the sender’s request before it was ticketed' : item.note ? scrub.text(item.note) : item.note,
+      ...(open ? { state: 'ignored' } : {}),
       lastError: item.lastError ? scrub.text(item.lastError) : item.lastError,
     };
     const set = changed(item as unknown as Record<string, unknown>, wanted);
+    // Read without its bytes: whether the item still holds them is not known here.
+    if ('raw' in wanted) set.raw = null;
     if (Object.keys(set).length) plan.inbox.push({ _id: item._id, set });
   }
 
-  const ownIds = own.map((a) => a._id);
-  const mails = await Outbox.find({ $or: [{ to: { $in: addrs } }, { cc: { $in: addrs } }, ...(ownIds.length ? [{ articleId: { $in: ownIds } }] : [])] }, { raw: 0 }).lean<OutboxMail[]>();
-  for (const m of mails) {
-    if (!m.contentRemoved || m.contentRemoved.reason !== 'erasure') counts.outbound++;
+  const ownIds = new Set(own.map((a) => String(a._id)));
+  const mailOr: Record<string, unknown>[] = [{ to: { $in: addrs } }, { cc: { $in: addrs } }];
+  if (ownIds.size) mailOr.push({ articleId: { $in: own.map((a) => a._id) } });
+  if (ticketIds.length) mailOr.push({ ticketId: { $in: ticketIds } });
+  for (const m of await Outbox.find({ $or: mailOr }).lean<OutboxMail[]>()) {
+    // Addressed to them, or carrying their words: emptied. Other mail of their tickets (to the
+    // units, to other participants) keeps its words with their name and address replaced; its
+    // MIME copy cannot be edited safely and goes when it names them.
+    const theirs = m.to.some((a) => scrub.isTheirs(a)) || m.cc.some((a) => scrub.isTheirs(a)) || (!!m.articleId && ownIds.has(String(m.articleId)));
     const wanted: Record<string, unknown> = {
       to: scrub.list(m.to),
       cc: scrub.list(m.cc),
       key: scrub.text(m.key),
-      subject: '(removed)',
-      lastError: m.state === 'queued' ? 'not sent: the recipient’s personal data was erased' : m.lastError ? scrub.text(m.lastError) : m.lastError,
+      from: scrub.text(m.from),
+      headers: scrub.deep(m.headers),
+      lastError: theirs && m.state === 'queued' ? 'not sent: the recipient’s personal data was erased' : m.lastError ? scrub.text(m.lastError) : m.lastError,
       response: m.response ? scrub.text(m.response) : m.response,
-      ...(m.contentRemoved?.reason === 'erasure' ? {} : { text: '', html: null, raw: null, contentRemoved: { at: now, reason: 'erasure' } }),
-      // Mail still waiting is not sent any more: it would go to a person who asked to be forgotten, or carry their words.
-      ...(m.state === 'queued' ? { state: 'failed' } : {}),
     };
-    const set = changed(m as unknown as Record<string, unknown>, wanted);
+    if (theirs) {
+      if (m.contentRemoved?.reason !== 'erasure') counts.outbound++;
+      Object.assign(wanted, { subject: '(removed)' }, m.contentRemoved?.reason === 'erasure' ? {} : { text: '', html: null, raw: null, contentRemoved: { at: now, reason: 'erasure' } });
+      // Mail still waiting is not sent any more: it would go to a person who asked to be forgotten, or carry their words.
+      if (m.state === 'queued') wanted.state = 'failed';
+    } else {
+      Object.assign(wanted, { subject: scrub.text(m.subject), text: scrub.text(m.text), html: m.html ? scrub.text(m.html) : m.html });
+      if (m.raw && scrub.mentions(toBuffer(m.raw).toString('latin1'))) wanted.raw = null;
+    }
+    const { raw: _raw, ...rest } = m;
+    const set = changed(rest as unknown as Record<string, unknown>, wanted);
+    if ('raw' in wanted && wanted.raw === null && m.raw) set.raw = null;
     if (Object.keys(set).length) plan.outbox.push({ _id: m._id, set });
   }
   return plan;

@@ -143,10 +143,10 @@ export async function executeErasure(ctx: DomainContext, id: string, by: Erasure
     if (addresses.length !== request.addresses.length) await Requests.updateOne({ _id: request._id }, { $set: { addresses } });
     const target: ErasureTarget = { id, sub: request.sub, addresses, pseudonym: request.pseudonym, by };
     const counts = await applyErasure(ctx, await planErasure(ctx, target));
-    const done = { state: 'executed' as const, executedAt: ctx.now(), executedBy: by, counts, sub: null, addresses: [] };
+    const done = { state: 'executed' as const, executedAt: ctx.now(), executedBy: by, counts, sub: null, addresses: [], key: `executed:${id}` };
     await Requests.updateOne({ _id: request._id }, { $set: done });
     // Another request of the same person (two tabs) is done by this one.
-    if (request.sub) await Requests.updateMany({ sub: request.sub, state: { $in: OPEN_STATES } }, { $set: { ...done, counts: null } });
+    if (request.sub) await Requests.updateMany({ sub: request.sub, state: { $in: OPEN_STATES } }, { $set: { ...done, counts: null, key: `executed-with:${id}` } });
     return { ...request, ...done };
   } finally {
     await leases.release(held);

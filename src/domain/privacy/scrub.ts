@@ -45,6 +45,13 @@ export class Scrubber {
     return s.replace(this.pattern, (m) => (this.isTheirs(m) ? this.pseudonym : this.sub && m.toLowerCase() === this.sub.toLowerCase() ? this.tag : ERASED_NAME));
   }
 
+  /** Whether a text names them (an address, a full name or the identifier). */
+  mentions(s: string): boolean {
+    if (!this.pattern || !s) return false;
+    this.pattern.lastIndex = 0;
+    return this.pattern.test(s);
+  }
+
   /** A person ({address, name}) who is them becomes the pseudonym. */
   person<T extends { address?: string | null; name?: string | null }>(p: T): T {
     return this.isTheirs(p.address) ? { ...p, address: this.pseudonym, name: ERASED_NAME } : p;
