@@ -4,13 +4,14 @@ import path from 'node:path';
 import test from 'ava';
 import { unzipSync, strFromU8 } from 'fflate';
 import type { Page } from 'playwright-core';
-import { exampleConfigPath } from '../src/config/load.ts';
+import { exampleConfigPath, loadConfig } from '../src/config/load.ts';
 import { freePort } from '../src/db/embedded.ts';
 import type { Article } from '../src/db/models/article.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import type { OutboxMail } from '../src/db/models/outbox.ts';
 import type { ErasureRequest } from '../src/db/models/privacy.ts';
 import { expireHeldMail } from '../src/domain/identity/held.ts';
+import { runDailyPrivacyJob } from '../src/domain/privacy/daily.ts';
 import { registry } from '../src/log/metrics.ts';
 import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser } from './helpers/browser.ts';
 import { cliDatabaseEnv, runCli } from './helpers/cli.ts';
@@ -442,4 +443,24 @@ test.serial('retention on a test clock removes exactly what is due; an erasure n
   const executed = (await m.ErasureRequest.findById(ritaRequest._id).lean<ErasureRequest>())!;
   t.like(executed, { state: 'executed', executedBy: { kind: 'grace' } });
   t.is(await m.User.findById('a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1@lifescience-ri.eu').lean(), null, 'her account is gone');
+});
+
+test.serial('the daily job runs once a day, in one process at a time', async (t) => {
+  offset = 70 * DAY;
+  const runs = await Promise.all([runDailyPrivacyJob(h.hg.ctx, 'process-a'), runDailyPrivacyJob(h.hg.ctx, 'process-b')]);
+  t.is(runs.filter(Boolean).length, 1, 'one of two processes runs it');
+  t.is(await runDailyPrivacyJob(h.hg.ctx, 'process-c'), null, 'the day is done');
+  offset = 71 * DAY;
+  t.truthy(await runDailyPrivacyJob(h.hg.ctx, 'process-c'), 'the next day runs again');
+});
+
+test('retention settings: defaults, and a bad value names its key', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-privacy-config-'));
+  const config = loadConfig({ HELPGATE_DATA_DIR: dir });
+  t.deepEqual(config.retention, { rawMailDays: 90, heldMailDays: 90, outboundDays: 90, closedTicketAttachmentsMonths: null });
+  t.is(config.erasureGraceDays, 30);
+  const bad = path.join(dir, 'bad.yaml');
+  writeFileSync(bad, readFileSync(exampleConfigPath, 'utf8').replace('rawMailDays: 90', 'rawMailDays: 0'));
+  t.throws(() => loadConfig({ HELPGATE_DATA_DIR: dir, HELPGATE_CONFIG: bad }), { message: /retention\.rawMailDays/ });
+  t.throws(() => loadConfig({ HELPGATE_DATA_DIR: dir, ERASURE_GRACE_DAYS: '-1' }), { message: /ERASURE_GRACE_DAYS/ });
 });
