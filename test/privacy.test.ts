@@ -233,6 +233,7 @@ async function everything(): Promise<string> {
     m.TicketList.find({}).lean(),
     m.MailToken.find({}).lean(),
     m.ErasureRequest.find({}).lean(),
+    m.OpsEvent.find({}).lean(),
   ]);
   // Stored bytes (raw mails, MIME copies) as text, so that a name inside them is found too.
   const bytesAsText = (v: unknown): unknown => {

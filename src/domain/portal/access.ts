@@ -36,7 +36,7 @@ function isRequester(viewer: Viewer, ticket: Ticket): boolean {
  * otherwise let its Cc read the ticket: so with UNAUTHENTICATED_SENDERS=flag only those named
  * by a proven sender count (Ticket.verifiedParticipants); the open mode lets every participant in.
  */
-function portalParticipants(ctx: DomainContext, ticket: Ticket): string[] {
+export function portalParticipants(ctx: DomainContext, ticket: Pick<Ticket, 'participants' | 'verifiedParticipants'>): string[] {
   return ctx.config.senderAuth.unauthenticated === 'accept' ? ticket.participants : (ticket.verifiedParticipants ?? []);
 }
 

@@ -3,6 +3,7 @@ import { removeUnusedBlobs, type ReleasedBlob } from '../../db/blob-references.t
 import { toBuffer } from '../../db/blobs.ts';
 import type { Article } from '../../db/models/article.ts';
 import type { TicketEvent } from '../../db/models/engine.ts';
+import type { OpsEvent } from '../../db/models/ops-event.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { ErasureCounts } from '../../db/models/privacy.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
@@ -33,6 +34,8 @@ export interface ErasurePlan {
   events: Update[];
   inbox: Update[];
   outbox: Update[];
+  /** The operations log (opsevents): the one change to it an erasure makes. */
+  ops: Update[];
   released: ReleasedBlob[];
   counts: ErasureCounts;
 }
@@ -70,7 +73,7 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
   const scrub = new Scrubber(target.addresses, names.filter((n) => n !== ERASED_NAME), target.sub, target.pseudonym);
   const note = `Text and attachments erased at the writer's request on ${now.toISOString().slice(0, 10)}.`;
   const counts: ErasureCounts = { articles: 0, attachments: 0, tickets: tickets.length, rawMails: 0, outbound: 0, blobs: 0 };
-  const plan: ErasurePlan = { target, articles: [], tickets: [], events: [], inbox: [], outbox: [], released: [], counts };
+  const plan: ErasurePlan = { target, articles: [], tickets: [], events: [], inbox: [], outbox: [], ops: [], released: [], counts };
 
   const ownOnTicket = new Map<string, number>();
   for (const a of articles) {
@@ -81,10 +84,10 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
       counts.attachments += a.attachments.length;
       ownOnTicket.set(String(a.ticketId), (ownOnTicket.get(String(a.ticketId)) ?? 0) + 1);
       plan.released.push(...a.attachments.map((f) => ({ sha256: f.sha256, size: f.size })));
-      Object.assign(wanted, { text: '', html: null, subject: '', attachments: [], authResults: null, authorSub: null, from: { address: target.pseudonym, name: ERASED_NAME } });
+      Object.assign(wanted, { text: '', html: null, subject: '', attachments: [], authResults: null, senderAuth: null, authorSub: null, from: { address: target.pseudonym, name: ERASED_NAME } });
       if (a.from?.address !== target.pseudonym) wanted.note = note;
     } else {
-      Object.assign(wanted, { text: scrub.text(a.text), html: a.html ? scrub.text(a.html) : a.html, subject: scrub.text(a.subject), from: a.from ? scrub.person(a.from) : null });
+      Object.assign(wanted, { text: scrub.text(a.text), html: a.html ? scrub.text(a.html) : a.html, subject: scrub.text(a.subject), from: a.from ? scrub.person(a.from) : null, senderAuth: scrub.deep(a.senderAuth ?? null) });
     }
     const set = changed(a as unknown as Record<string, unknown>, wanted);
     if (Object.keys(set).length) plan.articles.push({ _id: a._id, ticketId: a.ticketId, own: mine, set });
@@ -94,6 +97,7 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
     const wanted: Record<string, unknown> = {
       requester: scrub.person(t.requester),
       participants: scrub.list(t.participants),
+      verifiedParticipants: scrub.list(t.verifiedParticipants ?? []),
       assignee: t.assignee ? scrub.person(t.assignee) : null,
       ownerSub: target.sub && t.ownerSub === target.sub ? null : t.ownerSub,
       subject: scrub.text(t.subject),
@@ -118,7 +122,9 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
     if (Object.keys(set).length) plan.events.push({ _id: e._id, set });
   }
 
+  const erasedItems = new Set<string>();
   for (const item of await rawMailsFrom(ctx, subject, own)) {
+    erasedItems.add(String(item._id));
     if (!item.rawRemoved) counts.rawMails++;
     plan.released.push({ sha256: item.rawSha256, size: item.size });
     const envelope = { ...item.envelope, mailFrom: item.envelope.mailFrom ? scrub.text(item.envelope.mailFrom) : item.envelope.mailFrom, rcptTo: scrub.list(item.envelope.rcptTo), clientIp: null, helo: null };
@@ -138,17 +144,20 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
   }
 
   const ownIds = new Set(own.map((a) => String(a._id)));
-  const mailOr: Record<string, unknown>[] = [{ to: { $in: addrs } }, { cc: { $in: addrs } }];
+  const erasedMails = new Set<string>();
+  const mailOr: Record<string, unknown>[] = [{ to: { $in: addrs } }, { cc: { $in: addrs } }, { envelopeTo: { $in: addrs } }];
   if (ownIds.size) mailOr.push({ articleId: { $in: own.map((a) => a._id) } });
   if (ticketIds.length) mailOr.push({ ticketId: { $in: ticketIds } });
   for (const m of await Outbox.find({ $or: mailOr }).lean<OutboxMail[]>()) {
     // Addressed to them, or carrying their words: emptied. Other mail of their tickets (to the
     // units, to other participants) keeps its words with their name and address replaced; its
     // MIME copy cannot be edited safely and goes when it names them.
-    const theirs = m.to.some((a) => scrub.isTheirs(a)) || m.cc.some((a) => scrub.isTheirs(a)) || (!!m.articleId && ownIds.has(String(m.articleId)));
+    const theirs = [...m.to, ...m.cc, ...(m.envelopeTo ?? [])].some((a) => scrub.isTheirs(a)) || (!!m.articleId && ownIds.has(String(m.articleId)));
+    if (theirs) erasedMails.add(String(m._id));
     const wanted: Record<string, unknown> = {
       to: scrub.list(m.to),
       cc: scrub.list(m.cc),
+      envelopeTo: scrub.list(m.envelopeTo ?? []),
       key: scrub.text(m.key),
       from: scrub.text(m.from),
       headers: scrub.deep(m.headers),
@@ -168,6 +177,20 @@ export async function planErasure(ctx: DomainContext, target: ErasureTarget): Pr
     const set = changed(rest as unknown as Record<string, unknown>, wanted);
     if ('raw' in wanted && wanted.raw === null && m.raw) set.raw = null;
     if (Object.keys(set).length) plan.outbox.push({ _id: m._id, set });
+  }
+
+  // The operations log names what was acted on (a held mail's sender, a failed mail's
+  // recipients) and who acted: entries about what was erased lose their label.
+  for (const e of await ctx.store.models.OpsEvent.find({}).lean<OpsEvent[]>()) {
+    const erased = (e.target.kind === 'inbox' && erasedItems.has(e.target.id)) || (e.target.kind === 'outbox' && erasedMails.has(e.target.id));
+    const theirs = (!!target.sub && e.actor.sub === target.sub) || scrub.isTheirs(e.actor.address);
+    const wanted = {
+      target: { ...e.target, label: erased ? '(erased)' : scrub.text(e.target.label) },
+      actor: theirs ? { address: target.pseudonym, name: ERASED_NAME, sub: null } : e.actor,
+      reason: e.reason ? scrub.text(e.reason) : e.reason,
+    };
+    const set = changed(e as unknown as Record<string, unknown>, wanted);
+    if (Object.keys(set).length) plan.ops.push({ _id: e._id, set });
   }
   return plan;
 }
@@ -195,6 +218,7 @@ export async function applyErasure(ctx: DomainContext, plan: ErasurePlan): Promi
   for (const u of plan.events) await m.TicketEvent.updateOne({ _id: u._id as string }, { $set: u.set });
   for (const u of plan.inbox) await m.Inbox.updateOne({ _id: u._id }, { $set: u.set });
   for (const u of plan.outbox) await m.Outbox.updateOne({ _id: u._id }, { $set: u.set });
+  for (const u of plan.ops) await m.OpsEvent.updateOne({ _id: u._id }, { $set: u.set });
 
   const actor = { address: null, name: target.by.kind === 'grace' ? 'helpgate (grace period ended)' : target.by.name, sub: target.by.sub, role: target.by.kind === 'agent' ? ('agent' as const) : ('system' as const) };
   for (const { ticket, set, own } of plan.tickets) {

@@ -2,6 +2,7 @@ import type { Article } from '../../db/models/article.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
 import type { DomainContext } from '../context.ts';
+import { portalParticipants } from '../portal/access.ts';
 import type { DataSubject } from './subject.ts';
 
 /**
@@ -15,11 +16,18 @@ export function isOwnArticle(subject: DataSubject, a: Pick<Article, 'authorSub' 
   return (!!subject.sub && a.authorSub === subject.sub) || (!!a.from?.address && subject.addresses.includes(a.from.address.toLowerCase()));
 }
 
-/** Tickets whose requester (owner or address) or participant they are. */
+/**
+ * Tickets whose requester (owner or address) or participant they are, participants counted as
+ * the portal counts them (portalParticipants: with UNAUTHENTICATED_SENDERS=flag only those a
+ * proven sender named): an archive shows no ticket the portal would not.
+ */
 export async function ticketsAsRequesterOrParticipant(ctx: DomainContext, subject: DataSubject): Promise<Ticket[]> {
   const or: Record<string, unknown>[] = [{ 'requester.address': { $in: subject.addresses } }, { participants: { $in: subject.addresses } }];
   if (subject.sub) or.push({ ownerSub: subject.sub });
-  return ctx.store.models.Ticket.find({ $or: or }).sort({ number: 1 }).lean<Ticket[]>();
+  const found = await ctx.store.models.Ticket.find({ $or: or }).sort({ number: 1 }).lean<Ticket[]>();
+  return found.filter(
+    (t) => (!!subject.sub && t.ownerSub === subject.sub) || subject.addresses.includes(t.requester.address) || portalParticipants(ctx, t).some((p) => subject.addresses.includes(p)),
+  );
 }
 
 /** Every article they wrote, on any ticket. */
