@@ -2,6 +2,7 @@ import { loadConfig, type Config } from '../config/load.ts';
 import { ConfigError, HelpgateError, NoDatabaseError, StoreUnavailableError, errorMessage } from '../errors/errors.ts';
 import { allowStartingDatabase, START_DATABASE_FLAG } from './db-access.ts';
 import { devAaiCommand } from './commands/dev-aai.ts';
+import { dkimCommand } from './commands/dkim.ts';
 import { exportCommand, importCommand } from './commands/dump.ts';
 import { ingestCommand, parseCommand } from './commands/mail.ts';
 import { inboxCommand, outboxCommand, ticketsCommand } from './commands/records.ts';
@@ -23,14 +24,15 @@ const commands: Record<string, Command> = {
   export: exportCommand,
   import: importCommand,
   tools: toolsCommand,
+  dkim: dkimCommand,
   'dev-aai': devAaiCommand,
 };
 
 /** Commands that print records; each has done its work before it prints. */
-const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status']);
+const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status', 'dkim']);
 
 /** Commands that use a database and may be allowed to start the data folder's engine. */
-const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import']);
+const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import', 'dkim']);
 
 /**
  * `helpgate tickets list | head`: once the reader has what it wants it closes the pipe, and the

@@ -16,14 +16,17 @@ export const USAGE = `Usage: helpgate <command> [options]
   tickets list [--json]       the newest tickets
   tickets show NUMBER [--json]
                               one ticket with its articles
-  outbox [--json]             outbound mail and its state (captured mail included)
+  outbox [--json]             outbound mail and its state (captured mail included), and
+                              the addresses whose mail bounced repeatedly
   outbox show ID              print one outbound mail as sent (MIME)
+  outbox bounces [--json]     every address our mail hard-bounced from, with counts
   inbox [--json]              received messages and their processing state
   inbox retry ID              process a (quarantined) message again
   status [--json]             each intake (SMTP, mailboxes, pipe): state, last message,
                               backlog, last error
   export > dump.jsonl         every collection as JSON lines (Extended JSON)
   import < dump.jsonl         load such a dump into an empty database (to move engines)
+  dkim [--json]               the DNS records to publish: the DKIM key (TXT), SPF, DMARC
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
   dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
                               and print its issuer and test users

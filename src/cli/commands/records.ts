@@ -6,6 +6,7 @@ import { NotFoundError } from '../../errors/errors.ts';
 import { retryInboxItem } from '../../domain/ingest/worker.ts';
 import { findTicketByNumber, listTickets, ticketArticles } from '../../domain/tickets.ts';
 import { ticketEvents } from '../../domain/engine/transition.ts';
+import { REPEATED_BOUNCES, repeatedlyBouncing, type BounceHistory } from '../../domain/outbound/hard-bounces.ts';
 import { formatTag } from '../../mail/parse/subject.ts';
 import { openCliSession, type CliSession } from '../db-access.ts';
 import { UsageError } from '../usage.ts';
@@ -89,7 +90,7 @@ export async function ticketsCommand(args: string[], config: Config): Promise<nu
 export async function outboxCommand(args: string[], config: Config): Promise<number> {
   const json = args.includes('--json');
   const [sub, id] = args.filter((a) => a !== '--json');
-  return withSession(config, async ({ store }) => {
+  return withSession(config, async ({ store, ctx }) => {
     const { Outbox } = store.models;
     if (sub === 'show') {
       if (!id) throw new UsageError('outbox show needs an id');
@@ -99,17 +100,35 @@ export async function outboxCommand(args: string[], config: Config): Promise<num
       else process.stdout.write(`Subject: ${mail.subject}\nTo: ${mail.to.join(', ')}\nState: ${mail.state}\n\n${mail.text}\n`);
       return 0;
     }
+    if (sub === 'bounces') {
+      const history = await repeatedlyBouncing(ctx, 1);
+      if (json) print(history);
+      else if (!history.length) process.stdout.write('no hard bounces\n');
+      else bounceTable(history);
+      return 0;
+    }
     if (sub !== undefined) throw new UsageError(`outbox: unknown subcommand "${sub}"`);
     const mails = await Outbox.find({}, { raw: 0 }).sort({ createdAt: -1 }).limit(500).lean<OutboxMail[]>();
     if (json) print(mails);
     else if (!mails.length) process.stdout.write('outbox is empty\n');
     else
       table([
-        ['ID', 'STATE', 'KIND', 'CREATED', 'TO', 'SUBJECT'],
-        ...mails.map((m) => [String(m._id), m.state, m.kind, iso(m.createdAt), m.to.join(','), m.subject]),
+        ['ID', 'STATE', 'KIND', 'CREATED', 'TO', 'SUBJECT', 'NOTE'],
+        ...mails.map((m) => [String(m._id), m.state, m.kind, iso(m.createdAt), m.to.join(','), m.subject, m.lastError ?? '']),
       ]);
+    if (!json) {
+      const repeated = await repeatedlyBouncing(ctx);
+      if (repeated.length) {
+        process.stdout.write(`\naddresses whose mail bounced ${REPEATED_BOUNCES} times or more (all: helpgate outbox bounces):\n`);
+        bounceTable(repeated);
+      }
+    }
     return 0;
   });
+}
+
+function bounceTable(history: BounceHistory[]): void {
+  table([['ADDRESS', 'HARD BOUNCES', 'LAST', 'LAST STATUS'], ...history.map((h) => [h.address, String(h.count), iso(h.lastAt), `${h.lastStatus}${h.lastDiagnostic ? ` ${h.lastDiagnostic}` : ''}`])]);
 }
 
 export async function inboxCommand(args: string[], config: Config): Promise<number> {

@@ -4,6 +4,7 @@ import type { DomainContext } from '../context.ts';
 import { isFinished, mayAct, refusal, type AgentAction } from '../engine/actions.ts';
 import { ticketTimers } from '../engine/timers.ts';
 import { ticketEvents } from '../engine/transition.ts';
+import { hardBouncesOf, type BounceHistory } from '../outbound/hard-bounces.ts';
 
 /** One line of a ticket's audit log, ready to show. */
 export interface AuditEntry {
@@ -47,6 +48,8 @@ export interface AgentTicketView {
   log: AuditEntry[];
   /** The action an article was written with (a solution, a request for information…), by article id. */
   articleActions: Record<string, string>;
+  /** The requester's and participants' addresses that our mail hard-bounced from. */
+  bouncing: BounceHistory[];
 }
 
 const FIELD_LABELS: Record<string, string> = {
@@ -143,10 +146,11 @@ export function agentAddress(ctx: DomainContext, addresses: string[], ticket: Pi
 
 /**
  * The agent's side of a ticket page: the audit log (applied and refused, oldest first), the
- * SLA clock, the pending timers, and which actions to offer. Two reads: events and timers.
+ * SLA clock, the pending timers, which actions to offer, and the addresses mail does not reach.
+ * Three reads: events, timers and bounces.
  */
 export async function agentTicketView(ctx: DomainContext, ticket: Ticket, actor: Actor): Promise<AgentTicketView> {
-  const [events, timers] = await Promise.all([ticketEvents(ctx, ticket._id), ticketTimers(ctx, ticket)]);
+  const [events, timers, bouncing] = await Promise.all([ticketEvents(ctx, ticket._id), ticketTimers(ctx, ticket), hardBouncesOf(ctx, [ticket.requester.address, ...ticket.participants])]);
   const canAct = mayAct(ctx, ticket, actor.address);
   const other = ctx.units.all().find((u) => u.key !== ticket.su)?.key ?? ticket.su;
   const probes: Record<string, AgentAction> = {
@@ -173,5 +177,6 @@ export async function agentTicketView(ctx: DomainContext, ticket: Ticket, actor:
     timers: timers.filter((j) => j.kind !== 'sla').map((j) => ({ kind: j.kind, label: timerLabel(j.kind), due: j.due })),
     log: events.map((e) => auditEntry(ctx, e)),
     articleActions,
+    bouncing,
   };
 }
