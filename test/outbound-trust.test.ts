@@ -288,7 +288,7 @@ test('link tokens: once the relay has the mail its stored copy carries no usable
   t.is(result.dkim.results[0]?.status.result, 'pass', 'captured mail shows the signature that would go out');
 });
 
-test('parseDeliveryReport reads the fields of Postfix and Exchange reports, a base64 report inside a forwarded message, and nothing of ordinary mail', (t) => {
+test('parseDeliveryReport reads the fields of Postfix, Exchange and base64-encoded reports, and nothing of ordinary or forwarded mail', (t) => {
   const values = { RETURN_PATH: 'help+bounce-x@helpdesk.localhost', RECIPIENT: 'ada@uni-bounce.example', MESSAGE_ID: '<hg.1.abc@helpdesk.localhost>' };
   t.deepEqual(parseDeliveryReport(dsn('dsn-postfix-hard-bounce-verp.eml', values)), {
     reportingMta: 'mx.relay.example',
@@ -308,19 +308,7 @@ test('parseDeliveryReport reads the fields of Postfix and Exchange reports, a ba
   t.like(parseDeliveryReport(dsn('dsn-postfix-delayed-verp.eml', values)), { recipients: [{ action: 'delayed', status: '4.4.1' }] });
 
   const status = Buffer.from('Reporting-MTA: dns; mx.b64.example\r\n\r\nFinal-Recipient: rfc822; bob@uni.example\r\nAction: failed\r\nDiagnostic-Code: smtp; 550 5.7.1 Rejected by policy\r\n').toString('base64');
-  const nested = [
-    'From: Bob <bob@uni.example>',
-    'To: help@helpdesk.localhost',
-    'Subject: Fwd: Undeliverable',
-    'Content-Type: multipart/mixed; boundary="outer"',
-    '',
-    '--outer',
-    'Content-Type: text/plain',
-    '',
-    'Your mail bounced, see below.',
-    '--outer',
-    'Content-Type: message/rfc822',
-    '',
+  const report = [
     'From: postmaster@b64.example',
     'Content-Type: multipart/report; report-type=delivery-status; boundary=inner',
     '',
@@ -338,10 +326,13 @@ test('parseDeliveryReport reads the fields of Postfix and Exchange reports, a ba
     '',
     'Message-ID: <hg.2.def@helpdesk.localhost>',
     '--inner--',
-    '--outer--',
     '',
   ].join('\r\n');
-  t.like(parseDeliveryReport(Buffer.from(nested)), { reportingMta: 'mx.b64.example', recipients: [{ address: 'bob@uni.example', action: 'failed', status: '5.7.1' }], originalMessageId: '<hg.2.def@helpdesk.localhost>' });
+  // Without a Status field, the code in the diagnostic.
+  t.like(parseDeliveryReport(Buffer.from(report)), { reportingMta: 'mx.b64.example', recipients: [{ address: 'bob@uni.example', action: 'failed', status: '5.7.1' }], originalMessageId: '<hg.2.def@helpdesk.localhost>' });
+  // The same report forwarded by a person is that person writing, not a report.
+  const forwarded = ['From: Bob <bob@uni.example>', 'To: help@helpdesk.localhost', 'Subject: Fwd: Undeliverable', 'Content-Type: multipart/mixed; boundary="outer"', '', '--outer', 'Content-Type: text/plain', '', 'My mail bounced, why?', '--outer', 'Content-Type: message/rfc822', '', report, '--outer--', ''].join('\r\n');
+  t.is(parseDeliveryReport(Buffer.from(forwarded)), null);
 
   t.is(parseDeliveryReport(fixture('sender-mailer-daemon.eml')), null);
   t.is(parseDeliveryReport(fixture('reply-with-cc-html-and-attachment.eml')), null);

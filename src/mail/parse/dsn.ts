@@ -9,9 +9,9 @@ import { normalizeMessageId } from './parse.ts';
  * message/delivery-status part into the text body and keeps no part tree, and the fields
  * (Final-Recipient, Action, Status, Diagnostic-Code) and the returned headers are exactly what
  * is needed. A report has a fixed shape — a multipart/report with a human part, the
- * machine-readable part and the returned message or headers — so a short walk over the MIME
- * structure is enough; it decodes base64 and quoted-printable parts and goes at most a few
- * levels deep (a report forwarded inside a multipart/mixed is still found).
+ * machine-readable part and the returned message or headers — so a short walk over its parts
+ * is enough (base64 and quoted-printable parts decoded). Only a report that is the message
+ * itself counts: a report forwarded inside someone's mail is that person writing.
  */
 
 export type DeliveryAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expanded';
@@ -41,13 +41,12 @@ interface Part {
   body: Buffer;
 }
 
-const MAX_DEPTH = 4;
 const ACTIONS = new Set<DeliveryAction>(['failed', 'delayed', 'delivered', 'relayed', 'expanded']);
 
 /** The report in `raw`, or null when it holds no delivery status notification. */
 export function parseDeliveryReport(raw: Buffer): DeliveryReport | null {
-  const report = findReport(splitPart(raw), 0);
-  if (!report) return null;
+  const report = splitPart(raw);
+  if (!isDeliveryReport(report)) return null;
   const parts = multipartChildren(report);
   const status = parts.find((p) => /^message\/(global-)?delivery-status$/.test(mediaType(p)));
   if (!status) return null;
@@ -60,24 +59,11 @@ export function parseDeliveryReport(raw: Buffer): DeliveryReport | null {
   };
 }
 
-/** The multipart/report of type delivery-status: the message itself, or a part of it. */
-function findReport(part: Part, depth: number): Part | null {
-  const type = mediaType(part);
-  if (type === 'multipart/report') {
-    const reportType = param(part.headers.get('content-type'), 'report-type')?.toLowerCase();
-    // Some MTAs leave out report-type; the parts then tell.
-    if (!reportType || reportType === 'delivery-status' || reportType === 'global-delivery-status') return part;
-    return null;
-  }
-  if (depth >= MAX_DEPTH) return null;
-  if (type.startsWith('multipart/')) {
-    for (const child of multipartChildren(part)) {
-      const found = findReport(child, depth + 1);
-      if (found) return found;
-    }
-  }
-  if (type === 'message/rfc822') return findReport(splitPart(decodeBody(part)), depth + 1);
-  return null;
+function isDeliveryReport(part: Part): boolean {
+  if (mediaType(part) !== 'multipart/report') return false;
+  const reportType = param(part.headers.get('content-type'), 'report-type')?.toLowerCase();
+  // Some MTAs leave out report-type; the parts then tell.
+  return !reportType || reportType === 'delivery-status' || reportType === 'global-delivery-status';
 }
 
 function recipientOf(fields: Map<string, string>): DsnRecipient | null {
@@ -128,14 +114,21 @@ function headerMap(block: string): Map<string, string> {
   return out;
 }
 
-/** A message or body part: its headers and its (still encoded) body. */
+/** A message or body part: its headers and its (still encoded) body. Only the header is decoded to text. */
 function splitPart(data: Buffer): Part {
-  const text = data.toString('latin1');
   // A part without headers starts with the blank line.
-  const m = /^\r?\n/.exec(text) ?? /\r?\n\r?\n/.exec(text);
-  const head = m ? text.slice(0, m.index) : text;
-  const body = m ? data.subarray(m.index + m[0].length) : Buffer.alloc(0);
+  const end = data[0] === 0x0a ? { at: 0, length: 1 } : data[0] === 0x0d && data[1] === 0x0a ? { at: 0, length: 2 } : headerEnd(data);
+  const head = data.subarray(0, end ? end.at : data.length).toString('latin1');
+  const body = end ? data.subarray(end.at + end.length) : Buffer.alloc(0);
   return { headers: headerMap(head), body };
+}
+
+/** Where the header ends: the first empty line (CRLF or bare LF line ends). */
+function headerEnd(data: Buffer): { at: number; length: number } | null {
+  const crlf = data.indexOf('\r\n\r\n');
+  const lf = data.indexOf('\n\n');
+  if (crlf < 0 && lf < 0) return null;
+  return crlf >= 0 && (lf < 0 || crlf < lf) ? { at: crlf, length: 4 } : { at: lf, length: 2 };
 }
 
 function mediaType(part: Part): string {
