@@ -1,14 +1,20 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
+import { loadConfig } from '../src/config/load.ts';
 import { toBuffer } from '../src/db/blobs.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import type { OutboxMail } from '../src/db/models/outbox.ts';
 import { agentTicketView } from '../src/domain/portal/agent-view.ts';
+import { createLogger } from '../src/log/logger.ts';
 import { parseDeliveryReport } from '../src/mail/parse/dsn.ts';
+import { startHelpgate } from '../src/main.ts';
 import { cliDatabaseEnv, runCli } from './helpers/cli.ts';
 import { databasePerTest } from './helpers/database-per-test.ts';
-import { FIRST_LINE, HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
+import { FIRST_LINE, HELPDESK, startTestHelpgate, testEnv, type TestHelpgate } from './helpers/helpgate.ts';
 import type { CapturedMail } from './helpers/capture-smtp.ts';
 import { clientReply, fixture, quiet } from './helpers/mail-flow.ts';
 import { until } from './helpers/wait.ts';
@@ -38,8 +44,8 @@ function fixtureResolver(txt: Record<string, string>) {
 }
 
 /** The DKIM record `helpgate dkim --json` tells the operator to publish. */
-async function publishedDkim(h: TestHelpgate): Promise<{ name: string; value: string }> {
-  const result = await runCli(['dkim', '--json'], { env: cliDatabaseEnv(h.db) });
+async function publishedDkim(h: TestHelpgate, env: Record<string, string> = {}): Promise<{ name: string; value: string }> {
+  const result = await runCli(['dkim', '--json'], { env: { ...cliDatabaseEnv(h.db), ...env } });
   if (result.code !== 0) throw new Error(result.stderr);
   return (JSON.parse(result.stdout) as { dkim: { name: string; value: string } }).dkim;
 }
@@ -98,7 +104,7 @@ test('outbound mail goes out DKIM-signed, and the signature verifies against the
   const tampered = Buffer.from(ack.raw.toString('latin1').replace('registered as', 'registred as'), 'latin1');
   t.not(tampered.toString('latin1'), ack.raw.toString('latin1'));
   t.not((await verify(tampered, records, ack.envelope.mailFrom!)).dkim.results[0]?.status.result, 'pass');
-  const otherKey = (await import('node:crypto')).generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
   t.not((await verify(ack.raw, { ...records, [record.name]: `v=DKIM1; k=rsa; p=${otherKey}` }, ack.envelope.mailFrom!)).dkim.results[0]?.status.result, 'pass');
 
   // Every process on the database signs with the same key: a second helpgate's mail verifies too.
@@ -106,6 +112,29 @@ test('outbound mail goes out DKIM-signed, and the signature verifies against the
   const { messageId } = await second.send({ from: `Ada Lovelace <${ADA}>`, to: HELPDESK, subject: 'Second instance', text: 'Hello again.' });
   const ack2 = await h.relay.waitFor((m) => m.envelope.rcptTo.includes(ADA) && m.parsed.inReplyTo === messageId, 'the acknowledgement of the second instance');
   t.is((await verify(ack2.raw, records, ack2.envelope.mailFrom!)).dkim.results[0]?.status.result, 'pass');
+});
+
+test('DKIM_PRIVATE_KEY_FILE and DKIM_SELECTOR: mail is signed with that key under that selector; a file that is no RSA key stops the start naming the variable', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-dkim-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = path.join(dir, 'dkim.pem');
+  writeFileSync(keyFile, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  const env = { DKIM_PRIVATE_KEY_FILE: keyFile, DKIM_SELECTOR: '2026a' };
+  const db = await database();
+  const h = await startTestHelpgate(t, { db, env });
+  const { ack } = await ticketWithAck(h, 'Signed with our own key');
+  const record = await publishedDkim(h, env);
+  t.is(record.name, '2026a._domainkey.helpdesk.localhost');
+  t.is(await h.hg.store.models.Secret.countDocuments({ _id: 'dkim-key' }), 0, 'no key made in the database');
+  const result = await verify(ack.raw, { [record.name]: record.value }, ack.envelope.mailFrom!);
+  t.like(result.dkim.results[0], { selector: '2026a', status: { result: 'pass' } });
+
+  const notAKey = path.join(dir, 'ed25519.pem');
+  writeFileSync(notAKey, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const config = loadConfig(testEnv({ HELPGATE_DATA_DIR: dir, DKIM_PRIVATE_KEY_FILE: notAKey }));
+  await t.throwsAsync(startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger('silent'), portal: false }), {
+    message: /^DKIM_PRIVATE_KEY_FILE: .* holds a ed25519 key; DKIM needs an RSA key/,
+  });
 });
 
 test('a DSN to the bounce address marks that mail failed, notes it on the ticket for agents only, opens nothing and answers nothing', async (t) => {
