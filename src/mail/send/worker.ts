@@ -124,8 +124,10 @@ export class OutboxWorker {
     this.relay?.close();
   }
 
+  /** The redacted text and HTML to store, when redacting changed them (most mails carry no secret). */
   private redacted(mail: OutboxMail): { text?: string; html?: string | null } {
-    return this.opts.redact ? this.opts.redact(mail) : {};
+    const r = this.opts.redact?.(mail);
+    return r && (r.text !== mail.text || r.html !== mail.html) ? r : {};
   }
 
   private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {
