@@ -17,6 +17,7 @@ module.exports = {
     layer('bottom-imports-nothing', '^src/(config|log|errors|jobs)/', '^src/(db|domain|mail|http|cli|main\\.ts)'),
     layer('db-below-domain-and-mail', '^src/db/', '^src/(domain|mail|http|cli|main\\.ts)'),
     layer('parse-is-pure', '^src/mail/parse/', '^src/(db|domain|mail/receive|mail/send|http|cli|main\\.ts)'),
+    layer('auth-is-pure', '^src/mail/auth/', '^src/(db|domain|mail/receive|mail/send|http|cli|main\\.ts)'),
     layer('receive-only-stores', '^src/mail/receive/', '^src/(domain|mail/send|http|cli|main\\.ts)'),
     layer('send-never-imports-domain', '^src/mail/send/', '^src/(domain|mail/receive|http|cli|main\\.ts)'),
     layer('domain-below-protocols', '^src/domain/', '^src/(mail/receive|http|cli|main\\.ts)'),

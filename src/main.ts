@@ -25,6 +25,14 @@ import { startImapReaders, type ImapReader } from './mail/receive/imap.ts';
 import { IntakeStatusReporter, hostName } from './db/intake-status.ts';
 import { answerIntakeNotices } from './domain/intake-notices.ts';
 import { requeueStrandedWork } from './db/queue-repair.ts';
+import { databaseFigures, oldestDueOutboxSeconds, probeDatabase } from './db/figures.ts';
+import { Readiness } from './jobs/readiness.ts';
+import { metrics, setDatabaseCollector } from './log/metrics.ts';
+import { probes } from './http/probes.ts';
+import { reporterId } from './db/intake-status.ts';
+import { FINISHED_STATES } from './domain/engine/actions.ts';
+import Koa from 'koa';
+import type { DnsResolver } from './mail/auth/dns.ts';
 
 export interface Helpgate {
   readonly config: Config;
@@ -42,6 +50,10 @@ export interface Helpgate {
   readonly timers: { runDue(): Promise<TimerPass>; /** Timers run by this process since start (loop and runDue). */ ran(): number };
   /** One reader per configured mailbox (config.mailboxes). */
   readonly imap: readonly ImapReader[];
+  /** Database, SMTP, workers and outbox checks: what /readyz answers. */
+  readonly readiness: Readiness;
+  /** The Prometheus listener of METRICS_PORT, when configured. */
+  readonly metricsServer: RunningPortal | null;
   stop(): Promise<void>;
 }
 
@@ -53,7 +65,12 @@ export interface StartOptions {
   now?: () => Date;
   /** Start the portal (and the dev LS AAI when no issuer is configured); default true. */
   portal?: boolean;
+  /** DNS for sender verification instead of the system's resolvers (tests answer from fixture records). */
+  dns?: DnsResolver;
 }
+
+/** A worker step running longer than this makes the process not ready. */
+const WORKER_STUCK_MS = 10 * 60_000;
 
 /** Wires config → database → store → workers → SMTP listener. The only place that knows them all. */
 export async function startHelpgate(config: Config, opts: StartOptions = {}): Promise<Helpgate> {
@@ -96,15 +113,22 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     dkim,
     redact: redactLinkTokens,
   });
-  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}) });
+  ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}), ...(opts.dns ? { dns: opts.dns } : {}) });
   const ingest = new IngestWorker(ctx);
   let smtpStatus: IntakeStatusReporter | null = null;
+  let readiness: Readiness | null = null;
   const smtpIntake = new SmtpIntake({
     store,
     log,
     recipients: ctx.own,
     maxMessageSize: config.maxMessageSize,
     hostname: config.helpdesk.domain,
+    // The database failed its last readiness probe: 421, so that the client keeps the mail.
+    notReady: () => {
+      const why = readiness?.failing('database');
+      return why ? Object.assign(new Error(`4.3.2 Not accepting mail right now (the database is unavailable), try again later`), { responseCode: 421 }) : null;
+    },
+    limits: { maxClients: config.smtp.maxClients, maxClientsPerAddress: config.smtp.maxClientsPerAddress, idleSeconds: config.smtp.idleSeconds, maxJunkCommands: config.smtp.maxJunkCommands },
     onStored: () => {
       smtpStatus?.messageStored();
       ingest.kick();
@@ -138,6 +162,35 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     onNotice: () => intakeNotices.kick(),
   });
 
+  readiness = new Readiness({
+    intervalMs: 5000,
+    timeoutMs: Math.max(2000, config.mongodbTimeoutMs),
+    onChange: (name, r) => (r.ok ? log.info({ check: name, detail: r.detail }, 'readiness check passes') : log.warn({ check: name, detail: r.detail }, 'readiness check fails')),
+    checks: {
+      database: async () => {
+        const started = Date.now();
+        await probeDatabase(store, reporterId);
+        return `read and written in ${Date.now() - started} ms`;
+      },
+      smtp: async () => {
+        if (!smtpIntake.listening) throw new Error('the SMTP listener is closed');
+        return `listening on ${address.address}:${address.port}`;
+      },
+      workers: async () => {
+        const loops = { ingest: ingest.health(), timers: timerLoop.health(), ...(config.outbox.hold ? {} : { outbox: outbox.health() }) };
+        for (const [name, h] of Object.entries(loops)) {
+          if (!h.running) throw new Error(`the ${name} worker is not running`);
+          if (h.busyForMs > WORKER_STUCK_MS) throw new Error(`the ${name} worker has been busy with one step for ${Math.round(h.busyForMs / 1000)} s`);
+        }
+        return `${Object.keys(loops).join(', ')} running${config.outbox.hold ? ' (outbox held: OUTBOX_HOLD)' : ''}`;
+      },
+      outbox: async () => {
+        const waiting = await oldestDueOutboxSeconds(store, ctx.now());
+        if (!config.outbox.hold && waiting > config.outbox.stalledSeconds) throw new Error(`stalled: outbound mail due for ${Math.round(waiting)} s (OUTBOX_STALLED_SECONDS ${config.outbox.stalledSeconds})`);
+        return waiting ? `oldest due mail waiting ${Math.round(waiting)} s` : 'nothing due';
+      },
+    },
+  });
   let devAai: DevAai | null = null;
   let portal: RunningPortal | null = null;
   if (opts.portal !== false) {
@@ -159,6 +212,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
       allowInsecureIssuer: !config.oidc.issuer,
       templatesDir: path.join(projectRoot, 'templates'),
       webDir: path.join(projectRoot, 'web'),
+      readiness,
     });
     portal = await listenPortal(app, config.http.host, config.http.port);
   }
@@ -189,6 +243,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
   const runDue = async () => {
     const pass = await runDueTimers(ctx, timerOwner);
     timersRan += pass.ran;
+    metrics.timersRun.inc(pass.ran);
     return pass;
   };
   const timerLoop = new PollLoop({
@@ -199,6 +254,16 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     onError: (err) => log.error({ err: errorMessage(err) }, 'timers failed'),
   });
   timerLoop.start();
+
+  readiness.start();
+  const collector = () => databaseFigures(store, { now: ctx.now(), finishedStates: FINISHED_STATES, lateAfterMs: 2 * config.timerIntervalSeconds * 1000 });
+  setDatabaseCollector(collector);
+  let metricsServer: RunningPortal | null = null;
+  if (config.metrics.port !== null) {
+    const app = new Koa();
+    app.use(probes({ readiness, metricsToken: config.metrics.token, metricsOpen: true }));
+    metricsServer = await listenPortal(app as never, config.metrics.host, config.metrics.port);
+  }
 
   let stopped = false;
   return {
@@ -213,9 +278,13 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     devAai,
     timers: { runDue, ran: () => timersRan },
     imap,
+    readiness,
+    metricsServer,
     async stop() {
       if (stopped) return;
       stopped = true;
+      readiness!.stop();
+      await metricsServer?.close();
       await timerLoop.stop();
       await housekeeping.stop();
       await portal?.close();
@@ -225,6 +294,7 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
       await smtpStatus?.stop({ state: 'stopped' });
       await intakeNotices.stop();
       await Promise.all([ingest.stop(), outbox.stop()]);
+      setDatabaseCollector(null, collector);
       await store.close();
       if (ownsDatabase) await database.stop();
     },

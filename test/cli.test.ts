@@ -1,5 +1,10 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
+import { projectRoot } from '../src/config/load.ts';
 import { freePort } from '../src/db/embedded.ts';
 import type { Article } from '../src/db/models/article.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
@@ -33,7 +38,9 @@ test('parse prints the parsed message as JSON and needs no database', async (t) 
   t.is(result.code, 0, result.stderr);
   t.is(result.stderr, '');
   const log = Buffer.from('10:02:11 upload started\n10:02:40 study 1.2.840.113619 rejected: 413\n', 'utf8');
-  t.deepEqual(json(result.stdout), {
+  const { contentHash, ...parsed } = json<Record<string, unknown>>(result.stdout);
+  t.regex(String(contentHash), /^[0-9a-f]{64}$/);
+  t.deepEqual(parsed, {
     from: { address: 'ada@uni.example', name: 'Ada Researcher' },
     to: [
       { address: 'help@helpdesk.localhost', name: '' },
@@ -245,3 +252,62 @@ for (const [variable, value] of [
     t.regex(ingest.stderr, new RegExp(`invalid configuration: ${variable}: `));
   });
 }
+
+test('ingest and tickets list run from the build (dist/), which `npm install` and `npm test` make', async (t) => {
+  // HELPGATE_REQUIRE_BUILD=1 refuses to fall back to the sources, so these runs prove that the
+  // compiled commands work: the launcher, the lazily loaded commands, the paths to templates.
+  const db = await database();
+  const env = { ...cliDatabaseEnv(db), HELPGATE_REQUIRE_BUILD: '1' };
+  const version = await runCli(['version'], { env });
+  t.is(version.code, 0, `${version.stderr}(run \`npm run build\` first: npm test does)`);
+  t.regex(version.stdout, /^helpgate \d+\.\d+\.\d+ \(running from dist\)\n$/);
+  const stored = await runCli(['ingest', '-f', 'pia@uni-pipe.example', '--', HELPDESK], { stdin: fixture('new-request-via-pipe.eml'), env });
+  t.is(stored.code, 0, stored.stderr);
+  t.regex(stored.stdout, /^stored as [0-9a-f]{24}\n$/);
+  const h = await startTestHelpgate(t, { db });
+  await h.settle();
+  const list = await runCli(['tickets', 'list', '--json'], { env });
+  t.is(list.code, 0, list.stderr);
+  t.deepEqual(json<{ number: number; subject: string }[]>(list.stdout).map((x) => [x.number, x.subject]), [[100001, 'Cannot open the federated search']]);
+});
+
+test('the container image layout (the Dockerfile final stage: dist/ without sources) runs from the build', async (t) => {
+  // Lays out what the Dockerfile's final stage copies (read from the Dockerfile itself), with
+  // the project's node_modules standing in for the production install, and runs commands there.
+  const image = mkdtempSync(path.join(os.tmpdir(), 'helpgate-image-'));
+  t.teardown(() => rmSync(image, { recursive: true, force: true }));
+  const dockerfile = readFileSync(path.join(projectRoot, 'Dockerfile'), 'utf8');
+  const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const copies = [...finalStage.matchAll(/^COPY (?:--from=\w+ )?(\S+) (\S+)$/gm)].map((m) => ({ from: m[1]!.replace(/^\/app\//, ''), to: m[2]! }));
+  t.true(copies.some((c) => c.from === 'dist'), 'the image copies dist/');
+  for (const { from, to } of copies) {
+    if (from === 'node_modules') {
+      symlinkSync(path.join(projectRoot, 'node_modules'), path.join(image, 'node_modules'));
+      continue;
+    }
+    const dir = path.dirname(from);
+    const names = from.includes('*') ? readdirSync(path.join(projectRoot, dir)).filter((n) => new RegExp(`^${path.basename(from).replace('.', '\\.').replace('*', '.*')}$`).test(n)).map((n) => path.join(dir, n)) : [from];
+    for (const name of names) {
+      const target = to.endsWith('/') ? path.join(image, to, path.basename(name)) : path.join(image, to === './' ? name : to);
+      cpSync(path.join(projectRoot, name), target, { recursive: true, preserveTimestamps: true });
+    }
+  }
+  t.false(existsSync(path.join(image, 'src/cli/main.ts')), 'no TypeScript sources in the image');
+  const run = (args: string[], stdin?: Buffer) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(image, 'src/cli/helpgate.mjs'), ...args], { env: { PATH: process.env.PATH ?? '', HELPGATE_REQUIRE_BUILD: '1', LOG_LEVEL: 'silent', HELPGATE_DATA_DIR: path.join(image, 'data') }, cwd: image });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+      child.stdin.end(stdin ?? '');
+    });
+  const version = await run(['version']);
+  t.is(version.code, 0, version.stderr);
+  t.regex(version.stdout, /\(running from dist\)/);
+  const parsed = await run(['parse'], fixture('new-request-via-pipe.eml'));
+  t.is(parsed.code, 0, parsed.stderr);
+  t.is(json<{ subject: string }>(parsed.stdout).subject, 'Cannot open the federated search');
+});

@@ -69,7 +69,7 @@ function mail(run: string, index: number) {
   return { messageId, envelope: { from, to: [HELPDESK] }, raw };
 }
 
-test('the database child killed mid-run: SMTP answers 451 while it is down, helpgate brings it back by itself, every 250 becomes a ticket', async (t) => {
+test('the database child killed mid-run: SMTP answers 451 (or 421 at the greeting) while it is down, helpgate brings it back by itself, every 250 becomes a ticket', async (t) => {
   t.timeout(180_000);
   const dataDir = tempDataDir('helpgate-supervision-');
   const helpgate = embeddedHelpgate(dataDir);
@@ -106,7 +106,7 @@ test('the database child killed mid-run: SMTP answers 451 while it is down, help
   const victim = storageChild(dataDir);
   const blocker = await killAndBlock(dataDir, victim);
   const acceptedBeforeOutage = answers.length;
-  await until(() => answers.slice(acceptedBeforeOutage).includes('451'), { what: `a 451 while ${victim.name} is down`, timeoutMs: 60_000 }).catch((err: Error) => {
+  await until(() => answers.slice(acceptedBeforeOutage).some((a) => a === '451' || a === '421'), { what: `a 451 or 421 while ${victim.name} is down`, timeoutMs: 60_000 }).catch((err: Error) => {
     throw new Error(`${err.message}; answers: ${answers.slice(acceptedBeforeOutage).join(',')}\n${helpgate.output}`);
   });
   await blocker.unblock();

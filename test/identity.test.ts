@@ -125,13 +125,37 @@ test('an address is bound to at most one identity, also when two identities race
     t.false((await findUser(one, winner === 'ada' ? 'bruno' : 'ada'))!.addresses.some((x) => x.address === address));
   }
 
+  t.is(await bindAddress(one, 'ada', 'ada-keeps@uni.example', 'confirmation-link'), 'bound');
   t.is(await bindAddress(one, 'ada', 'own@uni.example', 'confirmation-link'), 'bound');
   t.is(await bindAddress(one, 'ada', 'OWN@uni.example', 'confirmation-link'), 'already-yours');
-  t.false(await unbindAddress(one, 'bruno', 'own@uni.example'), 'only the owner unbinds');
-  t.true(await unbindAddress(one, 'ada', 'own@uni.example'));
+  t.is(await unbindAddress(one, 'bruno', 'own@uni.example'), 'not-yours', 'only the owner unbinds');
+  t.is(await unbindAddress(one, 'ada', 'own@uni.example'), 'removed');
   t.false((await findUser(one, 'ada'))!.addresses.some((x) => x.address === 'own@uni.example'));
   t.is(await bindAddress(one, 'bruno', 'own@uni.example', 'confirmation-link'), 'bound');
   t.is(await bindAddress(one, 'bruno', HELPDESK, 'confirmation-link'), 'taken', "the helpdesk's own address");
+});
+
+test('a person keeps their last address: removing it is refused, also when the last two are removed at once', async (t) => {
+  const h = await startHolding(t);
+  const one = h.hg.ctx;
+  const two = await secondConnection(t, h);
+  await signIn(one, { sub: 'cleo', email: 'cleo@uni.example', email_verified: true });
+  t.is(await unbindAddress(one, 'cleo', 'cleo@uni.example'), 'last');
+  t.deepEqual((await findUser(one, 'cleo'))!.addresses.map((x) => x.address), ['cleo@uni.example']);
+  t.is(await userForAddress(one, 'cleo@uni.example'), 'cleo');
+
+  for (let i = 0; i < 4; i++) {
+    const other = `cleo-${i}@uni.example`;
+    t.is(await bindAddress(one, 'cleo', other, 'confirmation-link'), 'bound');
+    const results = await Promise.all([unbindAddress(one, 'cleo', 'cleo@uni.example'), unbindAddress(two, 'cleo', other)]);
+    t.true(results.includes('last'), `round ${i}: one of the two removals is refused (${results.join(', ')})`);
+    const left = (await findUser(one, 'cleo'))!.addresses.map((x) => x.address);
+    t.true(left.length >= 1, `round ${i}: an address is left`);
+    t.is(await userForAddress(one, left[0]!), 'cleo');
+    // Back to the first address alone for the next round.
+    if (!left.includes('cleo@uni.example')) t.is(await bindAddress(one, 'cleo', 'cleo@uni.example', 'confirmation-link'), 'bound');
+    if (left.includes(other)) t.is(await unbindAddress(one, 'cleo', other), 'removed');
+  }
 });
 
 test('a confirmation link binds an address once, only for the person who asked, and only for a day', async (t) => {

@@ -43,7 +43,8 @@ async function signedIn(username: string): Promise<Page> {
   await page.getByRole('button', { name: 'Sign in' }).click();
   const allow = page.getByRole('button', { name: 'Allow' });
   const yes = page.getByRole('button', { name: 'YES, Continue' });
-  const home = page.getByRole('heading', { name: 'My tickets' });
+  // Requesters land on My tickets, agents on their queue.
+  const home = page.getByRole('heading', { name: /^(My tickets|Queue of .*)$/ });
   for (;;) {
     const at = await firstOf(page, { allow, yes, home });
     if (at === 'home') return page;
@@ -80,7 +81,6 @@ async function fact(page: Page, name: string): Promise<string> {
 test.serial('an agent works a ticket in the portal: take, internal note, assign; the next unit asks, then solves; audit log, counters, mails', async (t) => {
   walked = await mailTicket('Segmentation job stuck', 'My job has been queued for two days.');
   const fl = await signedIn('fl-agent');
-  await fl.getByRole('link', { name: 'Queue', exact: true }).click();
   await fl.getByRole('heading', { name: 'Queue of First Line Support' }).waitFor();
   t.is(await counter(fl, 'new'), 1, 'one new ticket in First Line');
   await screenshot(fl, import.meta.url, 'first-line-queue');
@@ -96,8 +96,9 @@ test.serial('an agent works a ticket in the portal: take, internal note, assign;
   t.is(await fact(fl, 'State'), 'in progress');
   t.is(await fact(fl, 'Assignee'), 'Frida Firstline');
 
-  await fl.getByLabel('Note for the Support Units (never shown or sent to the requester)').fill(NOTE);
-  await fl.getByLabel('Attachments of the note').setInputFiles({ name: 'scheduler.log', mimeType: 'text/plain', buffer: Buffer.from('restart at 03:00\n') });
+  await fl.getByRole('radio', { name: 'Internal note' }).check();
+  await fl.getByLabel('Message', { exact: true }).fill(NOTE);
+  await fl.getByLabel('Attachments', { exact: true }).setInputFiles({ name: 'scheduler.log', mimeType: 'text/plain', buffer: Buffer.from('restart at 03:00\n') });
   await fl.getByRole('button', { name: 'Add internal note' }).click();
   await fl.getByText('Your internal note was added').waitFor();
   const note = fl.locator('li.article.internal');
@@ -117,12 +118,12 @@ test.serial('an agent works a ticket in the portal: take, internal note, assign;
   t.is(await fl.getByRole('link', { name: `CIE#${walked}` }).count(), 1, 'listed among the tickets that were in First Line');
 
   const tst = await signedIn('tst-agent');
-  await tst.getByRole('link', { name: 'Queue', exact: true }).click();
   await tst.getByRole('heading', { name: 'Queue of Technical Support Team' }).waitFor();
   t.is(await counter(tst, 'assigned'), 1);
   await tst.getByRole('link', { name: `CIE#${walked}` }).click();
   t.true((await tst.textContent('main'))!.includes(NOTE), 'the next unit reads the note');
-  await tst.getByLabel(/^Your question/).fill(QUESTION);
+  await tst.getByRole('radio', { name: 'Request information' }).check();
+  await tst.getByLabel('Message', { exact: true }).fill(QUESTION);
   await tst.getByRole('button', { name: 'Request information' }).click();
   await tst.getByText('The requester was asked for information').waitFor();
   t.is(await fact(tst, 'State'), 'waiting for reply');
@@ -140,7 +141,8 @@ test.serial('an agent works a ticket in the portal: take, internal note, assign;
   t.is(await counter(tst, 'in progress'), 1);
   await tst.getByRole('link', { name: `CIE#${walked}` }).click();
 
-  await tst.getByLabel(/^Solution/).fill(SOLUTION);
+  await tst.getByRole('radio', { name: 'Solution' }).check();
+  await tst.getByLabel('Message', { exact: true }).fill(SOLUTION);
   await tst.getByRole('button', { name: 'Solve the ticket' }).click();
   await tst.getByText('The ticket is solved').waitFor();
   t.is(await fact(tst, 'State'), 'solved');
@@ -258,10 +260,12 @@ test.serial('a lost race: the second assignment is refused, says who changed the
   await b.reload();
   await a.getByRole('button', { name: 'Put on hold' }).click();
   await a.getByText('The ticket is on hold.').waitFor();
-  await b.getByLabel(/^Solution/).fill(solution);
+  await b.getByRole('radio', { name: 'Solution' }).check();
+  await b.getByLabel('Message', { exact: true }).fill(solution);
   await b.getByRole('button', { name: 'Solve the ticket' }).click();
   t.regex((await b.getByRole('alert').textContent())!, /Not done: .*put on hold by Frida Firstline/);
-  t.is(await b.getByLabel(/^Solution/).inputValue(), solution, 'what was typed is kept');
+  t.is(await b.getByLabel('Message', { exact: true }).inputValue(), solution, 'what was typed is kept');
+  t.true(await b.getByRole('radio', { name: 'Solution' }).isChecked(), 'in the mode it was written in');
   t.is((await h.ticket(number))!.state, 'on hold');
   t.false((await h.articles(number)).some((a) => a.text.includes(solution)), 'no article for a refused solution');
   await quiet(h);

@@ -85,18 +85,35 @@ test.serial('the whole walk: sign in, consent, new ticket with a missing field, 
   await page.getByRole('heading', { name: 'New ticket' }).waitFor();
   await page.getByLabel('Subject *').fill('Cannot upload DICOM series');
   await page.getByLabel('Description *').fill('The upload stops at 80 % with error E42.');
+  await page.getByLabel('Attachments').setInputFiles([
+    { name: 'upload.log', mimeType: 'text/plain', buffer: Buffer.from('E42 at 80 %\n') },
+    { name: 'series.txt', mimeType: 'text/plain', buffer: Buffer.from('series 7\n') },
+  ]);
   await page.getByRole('button', { name: 'Submit' }).click();
-  await page.getByText('Choose a category.').waitFor();
+  // The error summary: at the top, focused, each problem a link to its field.
+  const summary = page.getByRole('alert');
+  await summary.getByText('There is a problem').waitFor();
+  t.is(await page.evaluate('document.activeElement?.id'), 'error-summary', 'focus moves to the error summary');
+  t.is(await summary.getByRole('link', { name: 'Choose a category.' }).getAttribute('href'), '#category');
   t.is(await page.getByLabel('Description *').inputValue(), 'The upload stops at 80 % with error E42.', 'typed text is kept');
   t.is(await page.getByLabel('Subject *').inputValue(), 'Cannot upload DICOM series');
+  // The files are kept on the server for the next try, each with a box to remove it.
+  const kept = page.getByRole('group', { name: 'Files kept from your last try' });
+  t.deepEqual(await kept.locator('.file-name').allTextContents(), ['upload.log', 'series.txt']);
   await screenshot(page, shots.t, 'missing-field');
   t.deepEqual(await checkAccessibility(page), [], 'form with an error');
+  await summary.getByRole('link', { name: 'Choose a category.' }).click();
+  t.is(await page.evaluate('document.activeElement?.id'), 'category', 'the summary link leads to the field');
   await page.getByLabel('Category *').selectOption('data-upload');
+  await kept.getByLabel('Remove series.txt').check();
   await page.getByRole('button', { name: 'Submit' }).click();
 
   await page.waitForURL(/\/tickets\/\d+$/);
   const number = Number(/\/tickets\/(\d+)$/.exec(page.url())![1]);
   t.true((await page.textContent('.ticket-id'))!.includes(`CIE#${number}`));
+  t.regex((await page.getByRole('status').textContent())!, new RegExp(`Your ticket CIE#${number} was created`), 'a success message');
+  t.deepEqual((await h.articles(number))[0]!.attachments.map((a) => a.filename), ['upload.log'], 'the kept file went with the ticket, the removed one did not');
+  t.true((await page.locator('ul.attachments').textContent())!.includes('upload.log'));
   await screenshot(page, shots.t, 'ticket');
   t.deepEqual(await checkAccessibility(page), [], 'ticket page');
 
@@ -168,7 +185,7 @@ test.serial('an unverified e-mail claim is not bound', async (t) => {
   await page.getByRole('button', { name: 'YES, Continue' }).click();
   await page.goto(`${base}/account`);
   await screenshot(page, 'unverified', 'account');
-  t.true((await page.textContent('main'))!.includes('None yet.'));
+  t.true((await page.textContent('main'))!.includes('No address linked yet'));
   t.deepEqual(await checkAccessibility(page), [], 'account page');
   await page.close();
 });
@@ -219,7 +236,7 @@ test.serial('held mail from an unbound sender becomes a ticket once its sign-in 
   const ticket = await until(async () => (await h.tickets()).find((x) => x.subject === 'Held question'), { what: 'the released ticket' });
   t.truthy(ticket.ownerSub);
   // The owner's ticket list is written right after the ticket: wait for it as a person would, reloading.
-  await page.goto(base);
+  await page.goto(`${base}/tickets`);
   await until(async () => {
     await page.reload();
     return (await page.textContent('main'))!.includes('Held question');
@@ -329,7 +346,7 @@ test.serial('sign-in: a forged state, a replayed callback and a wrong nonce are 
   });
   await signIn(page, 'fl-agent');
   await page.getByRole('button', { name: 'YES, Continue' }).click();
-  await page.getByRole('heading', { name: 'My tickets' }).waitFor();
+  await page.getByRole('heading', { name: 'Queue of First Line Support' }).waitFor();
   // The same callback again (code and state already used): refused, never a stack trace.
   const replay = await page.goto(callbacks[0]!);
   t.is(replay!.status(), 400);

@@ -145,8 +145,8 @@ test('while the database is down mail gets 451 4.3.0; the retry after it is back
 
   await db.stop();
   const err = await t.throwsAsync<SmtpFailure>(client.sendMail(mail));
-  t.is(err?.responseCode, 451);
-  t.regex(err?.response ?? '', /^451 4\.3\.0 /);
+  // 451 when the write fails; 421 at the greeting once the readiness probe has seen the outage.
+  t.regex(err?.response ?? '', /^(451 4\.3\.0|421 4\.3\.2) /);
 
   await db.restart();
   // The sender retries as a mail server would; until the driver sees the server again the

@@ -1,31 +1,29 @@
-import { loadConfig, type Config } from '../config/load.ts';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, projectRoot, type Config } from '../config/load.ts';
 import { ConfigError, HelpgateError, NoDatabaseError, StoreUnavailableError, errorMessage } from '../errors/errors.ts';
 import { allowStartingDatabase, START_DATABASE_FLAG } from './db-access.ts';
-import { devAaiCommand } from './commands/dev-aai.ts';
-import { dkimCommand } from './commands/dkim.ts';
-import { exportCommand, importCommand } from './commands/dump.ts';
-import { ingestCommand, parseCommand } from './commands/mail.ts';
-import { inboxCommand, outboxCommand, ticketsCommand } from './commands/records.ts';
-import { serveCommand } from './commands/serve.ts';
-import { statusCommand } from './commands/status.ts';
-import { toolsCommand } from './commands/tools.ts';
 import { EX_TEMPFAIL, EX_USAGE, USAGE } from './usage.ts';
 
 export type Command = (args: string[], config: Config) => Promise<number>;
 
-const commands: Record<string, Command> = {
-  serve: serveCommand,
-  parse: parseCommand,
-  ingest: ingestCommand,
-  tickets: ticketsCommand,
-  outbox: outboxCommand,
-  inbox: inboxCommand,
-  status: statusCommand,
-  export: exportCommand,
-  import: importCommand,
-  tools: toolsCommand,
-  dkim: dkimCommand,
-  'dev-aai': devAaiCommand,
+/**
+ * Each command is loaded when it runs: `helpgate ingest` from an MTA pipe must not pay for the
+ * portal, the OpenID Provider and the workers that only `serve` needs.
+ */
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./commands/serve.ts')).serveCommand,
+  parse: async () => (await import('./commands/mail.ts')).parseCommand,
+  ingest: async () => (await import('./commands/mail.ts')).ingestCommand,
+  tickets: async () => (await import('./commands/records.ts')).ticketsCommand,
+  outbox: async () => (await import('./commands/records.ts')).outboxCommand,
+  inbox: async () => (await import('./commands/records.ts')).inboxCommand,
+  status: async () => (await import('./commands/status.ts')).statusCommand,
+  export: async () => (await import('./commands/dump.ts')).exportCommand,
+  import: async () => (await import('./commands/dump.ts')).importCommand,
+  tools: async () => (await import('./commands/tools.ts')).toolsCommand,
+  dkim: async () => (await import('./commands/dkim.ts')).dkimCommand,
+  'dev-aai': async () => (await import('./commands/dev-aai.ts')).devAaiCommand,
 };
 
 /** Commands that print records; each has done its work before it prints. */
@@ -58,12 +56,18 @@ export async function main(argv: string[]): Promise<number> {
     allowStartingDatabase();
   }
   if (name && PRINTERS.has(name)) stopQuietlyWhenReaderLeaves();
+  if (name === 'version' || name === '--version') {
+    // Which code runs: the build (dist/) or the sources through tsx (see helpgate.mjs).
+    const { version } = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`helpgate ${version} (running from ${process.env.HELPGATE_RUNNING_FROM ?? 'sources'})\n`);
+    return 0;
+  }
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return name ? 0 : EX_USAGE;
   }
-  const command = commands[name];
-  if (!command) {
+  const load = commands[name];
+  if (!load) {
     process.stderr.write(`helpgate: unknown command "${name}"\n\n${USAGE}\n`);
     return EX_USAGE;
   }
@@ -78,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   try {
+    const command = await load();
     return await command(args, config);
   } catch (err) {
     if (err instanceof StoreUnavailableError || err instanceof NoDatabaseError) {

@@ -30,6 +30,8 @@ export const USAGE = `Usage: helpgate <command> [options]
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
   dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
                               and print its issuer and test users
+  version                     the version, and whether it runs from the build (dist/)
+                              or from the sources
 
 Commands that use the database reach the helpgate running on HELPGATE_DATA_DIR (or
 MONGODB_URI); with none running they fail (ingest: 75), unless given --start-database,

@@ -29,7 +29,14 @@ export interface Config {
   /** Bound on bringing a dead engine process back (HELPGATE_ENGINE_RESTART_SECONDS). */
   readonly engineRestartSeconds: number;
   readonly configFile: string;
-  readonly smtp: { readonly host: string; readonly port: number };
+  readonly smtp: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxClients: number;
+    readonly maxClientsPerAddress: number;
+    readonly idleSeconds: number;
+    readonly maxJunkCommands: number;
+  };
   readonly helpdesk: { readonly address: string; readonly name: string; readonly domain: string };
   readonly publicUrl: string;
   readonly ticketPrefix: string;
@@ -37,8 +44,10 @@ export interface Config {
   readonly maxMessageSize: number;
   readonly ackRateLimitPerHour: number;
   readonly ingest: { readonly maxAttempts: number; readonly leaseSeconds: number; readonly concurrency: number };
-  readonly outbox: { readonly backoffSeconds: readonly number[]; readonly leaseSeconds: number; readonly hold: boolean };
+  readonly outbox: { readonly backoffSeconds: readonly number[]; readonly leaseSeconds: number; readonly hold: boolean; readonly stalledSeconds: number };
   readonly http: { readonly host: string; readonly port: number };
+  /** Prometheus metrics: their own listener (port null: none) and the token that opens them on the portal. */
+  readonly metrics: { readonly host: string; readonly port: number | null; readonly token: string | null };
   /** The LS AAI (or any OpenID Provider); null issuer = start the dev stand-in. */
   readonly oidc: { readonly issuer: string | null; readonly clientId: string; readonly clientSecret: string };
   readonly devAai: { readonly host: string; readonly port: number; readonly usersFile: string };
@@ -49,6 +58,8 @@ export interface Config {
   readonly aupFile: string;
   readonly unboundSenders: 'hold' | 'accept';
   readonly holdDays: number;
+  /** Sender authentication (domain/ingest/sender-trust.ts): the mode, the trusted hops, the DNS bound. */
+  readonly senderAuth: { readonly unauthenticated: 'flag' | 'accept'; readonly trustedAuthservIds: readonly string[]; readonly dnsTimeoutMs: number };
   readonly categories: readonly { readonly key: string; readonly name: string }[];
   readonly logLevel: string;
   readonly timers: Timers;
@@ -110,7 +121,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     engine: e.HELPGATE_ENGINE ?? null,
     engineRestartSeconds: e.HELPGATE_ENGINE_RESTART_SECONDS,
     configFile,
-    smtp: { host: e.SMTP_HOST, port: e.SMTP_PORT },
+    smtp: {
+      host: e.SMTP_HOST,
+      port: e.SMTP_PORT,
+      maxClients: e.SMTP_MAX_CLIENTS,
+      maxClientsPerAddress: e.SMTP_MAX_CLIENTS_PER_IP,
+      idleSeconds: e.SMTP_IDLE_SECONDS,
+      maxJunkCommands: e.SMTP_MAX_JUNK_COMMANDS,
+    },
     helpdesk: { address: e.HELPDESK_ADDRESS, name: e.HELPDESK_NAME, domain },
     publicUrl: e.PUBLIC_URL.replace(/\/+$/, ''),
     ticketPrefix: e.TICKET_PREFIX,
@@ -118,8 +136,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxMessageSize: e.MAX_MESSAGE_SIZE,
     ackRateLimitPerHour: e.ACK_RATE_LIMIT_PER_HOUR,
     ingest: { maxAttempts: e.INGEST_MAX_ATTEMPTS, leaseSeconds: e.INGEST_LEASE_SECONDS, concurrency: e.INGEST_CONCURRENCY },
-    outbox: { backoffSeconds: e.OUTBOX_BACKOFF_SECONDS, leaseSeconds: e.OUTBOX_LEASE_SECONDS, hold: e.OUTBOX_HOLD },
+    outbox: { backoffSeconds: e.OUTBOX_BACKOFF_SECONDS, leaseSeconds: e.OUTBOX_LEASE_SECONDS, hold: e.OUTBOX_HOLD, stalledSeconds: e.OUTBOX_STALLED_SECONDS },
     http: { host: e.HTTP_HOST, port: e.HTTP_PORT },
+    metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT ?? null, token: e.METRICS_TOKEN ?? null },
     oidc: {
       issuer: e.OIDC_ISSUER ?? null,
       clientId: e.OIDC_CLIENT_ID ?? 'helpgate-dev',
@@ -132,6 +151,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     aupFile: path.resolve(e.AUP_FILE ?? defaultAupPath),
     unboundSenders: e.UNBOUND_SENDERS,
     holdDays: e.HOLD_DAYS,
+    senderAuth: { unauthenticated: e.UNAUTHENTICATED_SENDERS, trustedAuthservIds: e.TRUSTED_AUTHSERV_IDS ?? [], dnsTimeoutMs: Math.round(e.DNS_TIMEOUT_SECONDS * 1000) },
     categories: parsedFile.data.categories,
     logLevel: e.LOG_LEVEL,
     timers: parsedFile.data.timers,

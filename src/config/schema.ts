@@ -54,6 +54,13 @@ export const envSchema = z.object({
     .default('CIE'),
   OUTBOUND_SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
   MAX_MESSAGE_SIZE: byteSize.default(25 * 1024 * 1024),
+  /** SMTP sessions at once, all clients together, and per client address. */
+  SMTP_MAX_CLIENTS: positiveInt.default(200),
+  SMTP_MAX_CLIENTS_PER_IP: positiveInt.default(20),
+  /** A session that starts no mail transaction for this long is closed (NOOP does not count). */
+  SMTP_IDLE_SECONDS: positiveInt.default(60),
+  /** Commands that send no mail (NOOP, RSET, VRFY, HELP, …) allowed per session. */
+  SMTP_MAX_JUNK_COMMANDS: positiveInt.default(100),
   ACK_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(0).default(10),
   INGEST_MAX_ATTEMPTS: positiveInt.default(5),
   INGEST_LEASE_SECONDS: positiveInt.default(30),
@@ -62,6 +69,13 @@ export const envSchema = z.object({
   OUTBOX_LEASE_SECONDS: positiveInt.default(120),
   /** "true": this process queues outbound mail but does not send it (like Postfix's hold queue); another process, or this one restarted without it, sends it. */
   OUTBOX_HOLD: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** Prometheus metrics on a listener of their own (no token needed there); unset: none. */
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  /** Bearer token that opens /metrics on the portal (and on METRICS_PORT, if set there too). */
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').optional(),
+  /** Outbound mail due this long without being sent makes the process not ready (/readyz). */
+  OUTBOX_STALLED_SECONDS: positiveInt.default(900),
   HTTP_HOST: z.string().trim().min(1).default('127.0.0.1'),
   HTTP_PORT: port.default(3000),
   OIDC_ISSUER: urlWith(['http:', 'https:']).optional(),
@@ -75,6 +89,17 @@ export const envSchema = z.object({
   AUP_FILE: z.string().trim().min(1).optional(),
   UNBOUND_SENDERS: z.enum(['hold', 'accept']).default('hold'),
   HOLD_DAYS: positiveInt.default(14),
+  /** Mail whose sender DMARC, a trusted hop or a reply token does not vouch for: "flag" keeps it as an unverified mail that changes nothing; "accept" takes From: at its word when the domain publishes no DMARC. */
+  UNAUTHENTICATED_SENDERS: z.enum(['flag', 'accept'], { message: 'expected "flag" or "accept"' }).default('flag'),
+  /** authserv-ids of the hops (our MTA, the IMAP provider) whose Authentication-Results count. */
+  TRUSTED_AUTHSERV_IDS: z
+    .string()
+    .trim()
+    .regex(/^[^\s,;]+(\s*,\s*[^\s,;]+)*$/, 'expected a comma-separated list of authserv-ids, e.g. mx.example.org')
+    .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()))
+    .optional(),
+  /** Bound on one DNS look-up of sender verification. */
+  DNS_TIMEOUT_SECONDS: z.coerce.number().positive().max(60).default(5),
   /** Key of the HMAC in agents' reply addresses; default: one made at first start and kept in the database. */
   REPLY_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
   /** DKIM signing of outbound mail: a PEM private key file; default: a 2048-bit key made at first start and kept in the database. */

@@ -39,7 +39,9 @@ function ticketView(ctx: DomainContext, ticket: Ticket) {
 
 function articleView(article: Article) {
   const text = article.text.length > MAX_QUOTED_TEXT ? `${article.text.slice(0, MAX_QUOTED_TEXT)}\n[…]` : article.text;
-  return { from: article.from, text, attachments: article.attachments.map((a) => a.filename ?? 'attachment') };
+  // An unverified sender is said so to the unit (domain/ingest/sender-trust.ts).
+  const unverified = article.senderAuth?.status === 'unverified' ? article.senderAuth.reason : null;
+  return { from: article.from, text, attachments: article.attachments.map((a) => a.filename ?? 'attachment'), unverified };
 }
 
 interface SendSpec {
@@ -114,8 +116,10 @@ export async function send(ctx: DomainContext, ticket: Ticket, article: Article 
 export async function planAcknowledgement(ctx: DomainContext, ticket: Ticket, article: Article, opts: { articleIsNew?: boolean } = {}): Promise<OutboundDraft | null> {
   const to = ticket.requester.address;
   const key = ackKey(article._id, to);
+  // The requester's own reply address: a reply to it proves they read that mailbox.
+  const replyTo = await replyAddressFor(ctx, ticket, to);
   const draft = () => ({
-    ...draftMail(ctx, ticket, article, { key, kind: 'ack', template: 'ack', to: [to], fromName: ctx.config.helpdesk.name, automatic: true, inReplyTo: article.messageId }),
+    ...draftMail(ctx, ticket, article, { key, kind: 'ack', template: 'ack', to: [to], replyTo, fromName: ctx.config.helpdesk.name, automatic: true, inReplyTo: article.messageId }),
     messageId: messageIdFor(key, ctx.config.helpdesk.domain),
   });
   // Decided already when the ticket was opened with the acknowledgement as its thread tip.
@@ -175,14 +179,32 @@ export async function notifyUnit(ctx: DomainContext, ticket: Ticket, article: Ar
   await sendMails(ctx, ticket, await planUnitNotifications(ctx, ticket, article, event));
 }
 
+/**
+ * One copy of a mail for each of the requester's side, each with that person's own reply
+ * address (help+<ticket>-<token>@…, engine/reply-tokens.ts): a reply to it proves its author
+ * reads that mailbox, and no one learns another's token. Every copy shows the same To and Cc
+ * and goes only to its own person. The requester's copy (or the first) is the thread tip.
+ */
+async function sendPersonalCopies(ctx: DomainContext, ticket: Ticket, article: Article | null, spec: SendSpec & { keyFor: (address: string) => string }): Promise<void> {
+  const everyone = [...spec.to, ...(spec.cc ?? [])];
+  const drafts: OutboundDraft[] = [];
+  for (const person of everyone) {
+    drafts.push({ ...draftMail(ctx, ticket, article, { ...spec, key: spec.keyFor(person), replyTo: await replyAddressFor(ctx, ticket, person) }), envelopeTo: [person] });
+  }
+  const queued = await sendMails(ctx, ticket, drafts);
+  const tip = queued[Math.max(0, everyone.indexOf(ticket.requester.address))];
+  if (tip) await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: tip.mail.messageId } });
+}
+
 /** An agent's answer, mailed to the requester and the participants (everyone but the agent). */
 export async function relayAgentReply(ctx: DomainContext, ticket: Ticket, article: Article): Promise<void> {
   const sender = article.from?.address;
   const to = ticket.requester.address === sender ? [] : [ticket.requester.address];
   const cc = ticket.participants.filter((p) => p !== sender && !to.includes(p) && !ctx.units.isAgent(p));
   if (!to.length && !cc.length) return;
-  const enq = await send(ctx, ticket, article, {
+  await sendPersonalCopies(ctx, ticket, article, {
     kind: 'reply',
+    keyFor: (person) => `${article._id}:reply:${person}`,
     template: 'reply',
     to: to.length ? to : cc,
     cc: to.length ? cc : [],
@@ -190,7 +212,6 @@ export async function relayAgentReply(ctx: DomainContext, ticket: Ticket, articl
     automatic: false,
     inReplyTo: ticket.requesterTip ?? ticket.rootMessageId,
   });
-  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
 }
 
 /** A unit's members; a unit no longer in the configuration falls back to the entry unit, loudly. */
@@ -251,8 +272,8 @@ export async function tellRequester(ctx: DomainContext, ticket: Ticket, mail: Re
   const to = ticket.requester.address ? [ticket.requester.address] : [];
   const cc = ticket.participants.filter((p) => !to.includes(p) && !ctx.units.isAgent(p));
   if (!to.length && !cc.length) return;
-  const enq = await send(ctx, ticket, mail.article ?? null, {
-    key: `${mail.key}:${mail.kind}:requester`,
+  await sendPersonalCopies(ctx, ticket, mail.article ?? null, {
+    keyFor: (person) => `${mail.key}:${mail.kind}:${person === ticket.requester.address ? 'requester' : person}`,
     kind: mail.kind,
     template: 'requester-event',
     to: to.length ? to : cc,
@@ -263,5 +284,4 @@ export async function tellRequester(ctx: DomainContext, ticket: Ticket, mail: Re
     inReplyTo: ticket.requesterTip ?? ticket.rootMessageId,
     extra: { text: mail.text, lines: mail.lines ?? [], verifyUrl: mail.verifyUrl ?? null },
   });
-  await ctx.store.models.Ticket.updateOne({ _id: ticket._id }, { $set: { requesterTip: enq.mail.messageId } });
 }

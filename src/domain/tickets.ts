@@ -18,6 +18,8 @@ export interface NewTicket {
   subject: string;
   requester: { address: string; name: string };
   participants: string[];
+  /** Those of `participants` named by a verified sender (see Ticket.verifiedParticipants). */
+  verifiedParticipants?: string[];
   su: string;
   referredTicket?: number | null;
   /** The closed ticket a late reply came to. */
@@ -66,6 +68,7 @@ function newTicketDoc(_id: Types.ObjectId, number: number, input: NewTicket, now
     subject: input.subject,
     requester: input.requester,
     participants: input.participants,
+    verifiedParticipants: input.verifiedParticipants ?? [],
     su: input.su,
     state: 'new',
     priority: input.priority ?? 'less urgent',

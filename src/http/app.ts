@@ -1,9 +1,8 @@
 import { createServer, type Server } from 'node:http';
-import path from 'node:path';
 import os from 'node:os';
 import Koa from 'koa';
 import { koaBody } from 'koa-body';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { Config } from '../config/load.ts';
 import type { DomainContext } from '../domain/context.ts';
 import { errorMessage } from '../errors/errors.ts';
@@ -14,8 +13,11 @@ import { accountRoutes } from './routes/account.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { authRoutes, loadViewer } from './routes/auth.ts';
 import { ticketRoutes } from './routes/tickets.ts';
+import { probes, requestMetrics } from './probes.ts';
+import type { Readiness } from '../jobs/readiness.ts';
 import { securityHeaders } from './security.ts';
 import { csrfProtection, sessions } from './session.ts';
+import { StaticAssets } from './static-assets.ts';
 import { PageRenderer } from './views.ts';
 
 export interface PortalOptions {
@@ -27,12 +29,12 @@ export interface PortalOptions {
   allowInsecureIssuer: boolean;
   templatesDir: string;
   webDir: string;
+  /** Answers /readyz; null: readiness is not checked by this process. */
+  readiness?: Readiness | null;
 }
 
 /** Paths open without a complete sign-in. */
-const OPEN = [/^\/$/, /^\/auth\//, /^\/consent$/, /^\/static\//, /^\/healthz$/];
-
-const STATIC_TYPES: Record<string, string> = { '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.js': 'text/javascript; charset=utf-8', '.png': 'image/png', '.ico': 'image/x-icon' };
+const OPEN = [/^\/$/, /^\/auth\//, /^\/consent$/];
 
 /** The Koa portal: security headers, sessions, CSRF, sign-in, pages. Routes call domain commands only. */
 export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
@@ -46,20 +48,25 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
     postLogoutRedirectUri: `${config.publicUrl}/`,
     allowInsecure: opts.allowInsecureIssuer,
   });
-  const portal: Portal = { domain: opts.domain, config, log, rp, pages: new PageRenderer(opts.templatesDir) };
+  const assets = new StaticAssets(opts.webDir);
+  const portal: Portal = { domain: opts.domain, config, log, rp, pages: new PageRenderer(opts.templatesDir, assets) };
+  const routers = [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal)];
+  /** Whether some page lives at this path (by any method): everything else is a 404, for anyone. */
+  const known = (p: string) => routers.some((r) => r.match(p, 'GET').path.length > 0);
   const app = new Koa<PortalState>();
   app.proxy = secure;
   // Behind one TLS proxy: its X-Forwarded-For entry, not one a client made up.
   app.maxIpsCount = 1;
   app.silent = true;
 
+  app.use(requestMetrics());
   app.use(securityHeaders(rp.issuerOrigin, secure));
   // Errors end on a page that says what happened, never a stack trace.
   app.use(async (ctx, next) => {
     try {
       await next();
       if (ctx.state.errorPage) render(portal, ctx as PortalContext, 'error', ctx.state.errorPage, ctx.status);
-      else if (ctx.status === 404 && !ctx.body) render(portal, ctx as PortalContext, 'error', { title: 'Page not found', message: 'There is nothing at this address.' }, 404);
+      else if (ctx.status === 404 && !ctx.body) render(portal, ctx as PortalContext, 'error', { title: 'Page not found', message: 'There is no page at this address: the link may be incomplete or out of date.' }, 404);
     } catch (err) {
       const status = (err as { status?: number }).status ?? 500;
       const expose = status < 500;
@@ -78,24 +85,17 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
       );
     }
   });
-  app.use(async (ctx, next) => {
-    const m = /^\/static\/([a-z0-9-]+\.(css|svg|js|png|ico))$/.exec(ctx.path);
-    if (!m) return next();
-    try {
-      ctx.body = await readFile(path.join(opts.webDir, m[1]!));
-      ctx.type = STATIC_TYPES[path.extname(m[1]!)]!;
-      ctx.set('Cache-Control', 'public, max-age=3600');
-    } catch {
-      ctx.status = 404;
-    }
-  });
-  app.use(async (ctx, next) => {
-    if (ctx.path !== '/healthz') return next();
-    ctx.body = { ok: true };
-  });
+  app.use(assets.middleware());
+  app.use(probes({ readiness: opts.readiness ?? null, metricsToken: config.metrics.token }));
   app.use(sessions(opts.domain, secure));
   app.use(loadViewer(portal));
   app.use(async (ctx, next) => {
+    // An address no page lives at answers 404 to everyone: sending a visitor to sign in first
+    // would spend a sign-in (and its rate limit) on a page that does not exist.
+    if (!known(ctx.path)) {
+      ctx.status = 404;
+      return;
+    }
     if (ctx.state.viewer || OPEN.some((re) => re.test(ctx.path))) return next();
     if (ctx.state.session.data.pendingClaims) return ctx.redirect('/consent');
     if (ctx.method === 'GET') return ctx.redirect(`/auth/login?return=${encodeURIComponent(ctx.originalUrl)}`);
@@ -123,7 +123,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
     }
   });
   app.use(csrfProtection());
-  for (const router of [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal)]) app.use(router.routes()).use(router.allowedMethods());
+  for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
   return app;
 }
 

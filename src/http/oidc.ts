@@ -25,7 +25,13 @@ export interface Started {
   nonce: string;
 }
 
-export const SCOPES = 'openid profile email eduperson_entitlement';
+/**
+ * What helpgate asks LS AAI for: the identifier, name, e-mail, group memberships (the
+ * entitlement check) and affiliations (shown on "Confirm your information" and Account).
+ * LS AAI releases `voperson_external_affiliation` under a scope of the same name; each scope
+ * must also be allowed in helpgate's registration there.
+ */
+export const SCOPES = 'openid profile email eduperson_entitlement voperson_external_affiliation';
 
 /**
  * helpgate as an OpenID Connect relying party (openid-client 6): Authorization Code flow with

@@ -15,8 +15,18 @@ export interface PollLoopOptions {
   onError?: (err: unknown) => void;
 }
 
+/** How a loop is doing, for the readiness probe. */
+export interface LoopHealth {
+  running: boolean;
+  /** How long the longest step now running has run (0 when idle). */
+  busyForMs: number;
+  lastError: string | null;
+}
+
 export class PollLoop {
   private running = false;
+  private readonly busySince = new Map<object, number>();
+  private lastError: string | null = null;
   private lanes: Promise<void>[] = [];
   private readonly naps = new Naps();
   private readonly opts: Required<Omit<PollLoopOptions, 'onError'>> & Pick<PollLoopOptions, 'onError'>;
@@ -47,15 +57,26 @@ export class PollLoop {
     return this.naps.sleep(ms);
   }
 
+  health(): LoopHealth {
+    const oldest = Math.min(...this.busySince.values());
+    return { running: this.running, busyForMs: this.busySince.size ? Date.now() - oldest : 0, lastError: this.lastError };
+  }
+
   private async lane(): Promise<void> {
     while (this.running) {
       let worked = false;
+      const step = {};
+      this.busySince.set(step, Date.now());
       try {
         worked = await this.opts.step();
+        this.lastError = null;
       } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
         this.opts.onError?.(err);
         await this.sleep(this.opts.errorPauseMs);
         continue;
+      } finally {
+        this.busySince.delete(step);
       }
       if (!worked && this.running) await this.sleep(this.opts.idleMs);
     }

@@ -13,6 +13,8 @@ import { startHelpgate, type Helpgate } from '../../src/main.ts';
 import { CaptureSmtp } from './capture-smtp.ts';
 import { startTestDatabase, type TestDatabase } from './database.ts';
 import { until } from './wait.ts';
+import { fixtureResolver } from './dns-fixture.ts';
+import type { DnsResolver } from '../../src/mail/auth/dns.ts';
 
 export const HELPDESK = 'help@helpdesk.localhost';
 /** Members of the example configuration's units. */
@@ -28,11 +30,17 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     DEV_AAI_PORT: '0',
     // The open helpdesk of the ticket-loop tests; the identity tests set "hold".
     UNBOUND_SENDERS: 'accept',
+    // Their mail comes over plain SMTP from 127.0.0.1 with any From: the open mode takes it at
+    // its word. The sender-authentication tests run the default (flag).
+    UNAUTHENTICATED_SENDERS: 'accept',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     MONGODB_TIMEOUT_MS: '2000',
     INGEST_LEASE_SECONDS: '5',
     OUTBOX_LEASE_SECONDS: '5',
     OUTBOX_BACKOFF_SECONDS: '0.2,0.2,0.2',
+    // Tests send dozens of mails at once from one loopback address, which no MTA does; the
+    // limit itself (default 20) is tested in smtp-limits.test.ts.
+    SMTP_MAX_CLIENTS_PER_IP: '500',
     ...overrides,
   };
 }
@@ -63,6 +71,8 @@ export interface StartTestOptions {
   now?: () => Date;
   /** Start the web portal and the dev LS AAI too (default: mail only). */
   portal?: boolean;
+  /** DNS records for sender verification (default: none; tests never ask real DNS). */
+  dns?: DnsResolver;
 }
 
 export function smtpClient(port: number) {
@@ -75,7 +85,7 @@ export async function startTestHelpgate(t: ExecutionContext | null, opts: StartT
   const relay = opts.relay ?? (await new CaptureSmtp().listen());
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'helpgate-data-'));
   const config = loadConfig(testEnv({ HELPGATE_DATA_DIR: dataDir, OUTBOUND_SMTP_URL: relay.url, ...opts.env }));
-  const hg = await startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger(config.logLevel), portal: opts.portal ?? false, ...(opts.now ? { now: opts.now } : {}) });
+  const hg = await startHelpgate(config, { database: db.server, dbName: db.dbName, log: createLogger(config.logLevel), portal: opts.portal ?? false, dns: opts.dns ?? fixtureResolver({}), ...(opts.now ? { now: opts.now } : {}) });
   const client = smtpClient(hg.smtp.port);
   const { Ticket, Article, Inbox } = hg.store.models;
   const handle: TestHelpgate = {

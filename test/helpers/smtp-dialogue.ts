@@ -39,8 +39,8 @@ export class SmtpDialogue {
   }
 
   /** Connects and reads the greeting. */
-  static async open(port: number, host = '127.0.0.1'): Promise<{ dialogue: SmtpDialogue; greeting: SmtpReply }> {
-    const socket = net.connect({ port, host });
+  static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<{ dialogue: SmtpDialogue; greeting: SmtpReply }> {
+    const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -80,6 +80,12 @@ export class SmtpDialogue {
     const body = raw.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
     this.socket.write(`${body}${body.endsWith('\r\n') ? '' : '\r\n'}.\r\n`);
     return this.reply();
+  }
+
+  /** Resolves once the server has closed the connection. */
+  closedByServer(): Promise<void> {
+    if (this.socket.destroyed || this.socket.readableEnded) return Promise.resolve();
+    return new Promise((resolve) => this.socket.once('close', () => resolve()));
   }
 
   close(): void {

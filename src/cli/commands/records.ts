@@ -71,6 +71,7 @@ export async function ticketsCommand(args: string[], config: Config): Promise<nu
         process.stdout.write(`\n--- ${iso(a.createdAt)} ${a.authorRole} ${a.from?.address ?? ''} ${a.messageId ?? ''}\n`);
         if (a.internal) process.stdout.write(`(internal note${a.flag ? `: ${a.flag}` : ''})\n`);
         if (a.automated) process.stdout.write(`(no automatic answer: ${a.automated})\n`);
+        if (a.senderAuth) process.stdout.write(`(${a.senderAuth.status === 'verified' ? 'verified' : 'unverified'} sender: ${a.senderAuth.reason})\n`);
         process.stdout.write(`${a.text.trim()}\n`);
         for (const att of a.attachments) process.stdout.write(`[attachment] ${att.filename ?? '(unnamed)'} ${att.contentType} ${att.size} bytes sha256:${att.sha256}\n`);
       }

@@ -17,7 +17,9 @@ export function banner(hg: Helpgate): string {
     ),
     `  Database      ${db}`,
     `  Outbound mail ${outbound}`,
-    ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`] : []),
+    `  Senders       ${senderMode(c)}`,
+    ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`, `  Health        ${hg.portal.url}/healthz (alive), ${hg.portal.url}/readyz (ready)`] : []),
+    `  Metrics       ${hg.metricsServer ? `${hg.metricsServer.url}/metrics` : c.metrics.token && hg.portal ? `${hg.portal.url}/metrics (with METRICS_TOKEN)` : 'off (set METRICS_PORT, or METRICS_TOKEN for the portal)'}`,
     ...(hg.devAai
       ? [
           `  Sign-in       dev LS AAI stand-in, issuer ${hg.devAai.issuer} (set OIDC_ISSUER for the real LS AAI)`,
@@ -32,6 +34,14 @@ export function banner(hg: Helpgate): string {
     ...units,
     'Stop with Ctrl-C.',
   ].join('\n');
+}
+
+/** Which sender-authentication mode is in force (README "Sender authentication"). */
+function senderMode(c: Config): string {
+  const hops = c.senderAuth.trustedAuthservIds.length ? `trusted hops: ${c.senderAuth.trustedAuthservIds.join(', ')}` : 'no trusted hop (TRUSTED_AUTHSERV_IDS)';
+  return c.senderAuth.unauthenticated === 'accept'
+    ? `UNAUTHENTICATED_SENDERS=accept: From: taken at its word where no DMARC is published (open mode); ${hops}`
+    : `UNAUTHENTICATED_SENDERS=flag: only DMARC, a trusted hop or a reply address proves a sender; ${hops}`;
 }
 
 function redact(uri: string): string {

@@ -4,6 +4,22 @@ import type { ImapCheckpoint, IntakeStatus } from '../../db/models/intake.ts';
 import { openCliSession } from '../db-access.ts';
 import { UsageError } from '../usage.ts';
 
+/**
+ * What the running helpgate's /readyz answers (the same checks its load balancer sees): asked
+ * over HTTP, because the checks are the serving process's own (its listener, its workers).
+ */
+async function readinessOf(config: Config): Promise<{ url: string; ready: boolean; checks: Record<string, { ok: boolean; detail: string }> } | { url: string; error: string }> {
+  const host = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/readyz`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean; detail: string }> };
+    return { url, ready: body.ready, checks: body.checks };
+  } catch (err) {
+    return { url, error: `no answer from the portal of the running helpgate (${(err as Error).message}); is HTTP_PORT the same as the server's?` };
+  }
+}
+
 /** A running process rewrites its intakes' status at least this often (db/intake-status.ts). */
 const SILENT_AFTER_MS = 90_000;
 
@@ -73,11 +89,18 @@ export async function statusCommand(args: string[], config: Config): Promise<num
     const ingestBacklog = await countQueued(session.store.models.InboxQueue);
 
     const database = { engine: session.database.engine, label: session.database.label };
+    const readiness = await readinessOf(config);
     if (json) {
-      process.stdout.write(`${JSON.stringify({ database, intakes: lines, ingestBacklog }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ database, readiness, intakes: lines, ingestBacklog }, null, 2)}\n`);
       return 0;
     }
     process.stdout.write(`database\n  engine        ${database.label}\n`);
+    process.stdout.write(`readiness (${readiness.url})\n`);
+    if ('error' in readiness) process.stdout.write(`  ${readiness.error}\n`);
+    else {
+      process.stdout.write(`  ready         ${readiness.ready ? 'yes' : 'NO'}\n`);
+      for (const [name, c] of Object.entries(readiness.checks)) process.stdout.write(`  ${name.padEnd(13)} ${c.ok ? 'ok  ' : 'FAIL'} ${c.detail}\n`);
+    }
     for (const l of lines) {
       process.stdout.write(`${l.intake}\n`);
       process.stdout.write(`  state         ${l.state}${l.reporter ? `  (${l.reporter})` : ''}\n`);

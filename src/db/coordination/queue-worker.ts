@@ -1,4 +1,4 @@
-import { PollLoop } from '../../jobs/poll-loop.ts';
+import { type LoopHealth, PollLoop } from '../../jobs/poll-loop.ts';
 import type { Claimed, Settlement, WorkQueue } from './work-queue.ts';
 
 export interface QueueWorkerOptions<T extends { _id: unknown }> {
@@ -41,6 +41,10 @@ export class QueueWorker<T extends { _id: unknown }> {
 
   stop(): Promise<void> {
     return this.loop.stop();
+  }
+
+  health(): LoopHealth {
+    return this.loop.health();
   }
 
   /** Claims, handles and settles one batch; false when nothing was due. */

@@ -13,6 +13,50 @@ const attachmentSchema = new Schema(
   { _id: false },
 );
 
+/**
+ * Who a received mail is from, as far as it could be checked (domain/ingest/sender-trust.ts):
+ * each mechanism's result, the From: domain DMARC authenticated, and the conclusion.
+ */
+const senderAuthSchema = new Schema(
+  {
+    /** verified: the sender is proven; accepted: unproven but taken at its word (UNAUTHENTICATED_SENDERS=accept); unverified. */
+    status: { type: String, enum: ['verified', 'accepted', 'unverified'], required: true },
+    /** The address the conclusion is about (the From: address). */
+    address: { type: String, default: null },
+    /** What proved it: dmarc (our check), hop (a trusted Authentication-Results), token (a reply address), or null. */
+    via: { type: String, default: null },
+    /** In words, for agents: "DMARC pass for uni.example", "no DMARC record for example.org". */
+    reason: { type: String, default: '' },
+    spf: { type: String, default: 'none' },
+    spfDomain: { type: String, default: null },
+    dkim: { type: String, default: 'none' },
+    dkimDomains: { type: [String], default: [] },
+    dmarc: { type: String, default: 'none' },
+    dmarcPolicy: { type: String, default: null },
+    arc: { type: String, default: 'none' },
+    alignedDomain: { type: String, default: null },
+    /** The trusted hop (authserv-id) whose verdict was read, if any. */
+    hop: { type: String, default: null },
+  },
+  { _id: false },
+);
+
+export interface SenderAuth {
+  status: 'verified' | 'accepted' | 'unverified';
+  address: string | null;
+  via: 'dmarc' | 'hop' | 'token' | null;
+  reason: string;
+  spf: string;
+  spfDomain: string | null;
+  dkim: string;
+  dkimDomains: string[];
+  dmarc: string;
+  dmarcPolicy: string | null;
+  arc: string;
+  alignedDomain: string | null;
+  hop: string | null;
+}
+
 /** in: a mail we received; out: an answer relayed to the requester; system: our own record (e.g. a delivery failure). */
 export const ARTICLE_DIRECTIONS = ['in', 'system'] as const;
 /** Who wrote it, when known: the LS AAI `sub` of a portal user. */
@@ -41,6 +85,8 @@ export const articleSchema = new Schema(
     html: { type: String, default: null },
     attachments: { type: [attachmentSchema], default: [] },
     authResults: { type: String, default: null },
+    /** Mail only: the sender's authentication and what it concluded (null for web and system articles, and mail stored before it was checked). */
+    senderAuth: { type: senderAuthSchema, default: null },
     /** Why no automatic mail was sent for this article (loop protection), if so. */
     automated: { type: String, default: null },
     authorSub: { type: String, default: null },
@@ -50,6 +96,10 @@ export const articleSchema = new Schema(
     flag: { type: String, default: null },
     inboxId: { type: Schema.Types.ObjectId, default: null },
     rawSha256: { type: String, default: null },
+    /** The parsed content's hash: tells a redelivery from another mail reusing the Message-ID. */
+    contentHash: { type: String, default: null },
+    /** Something agents should know about how the mail was filed (e.g. "duplicate Message-ID"). */
+    note: { type: String, default: null },
   },
   { timestamps: true, collection: 'articles' },
 );
@@ -91,12 +141,15 @@ export interface Article {
   html: string | null;
   attachments: ArticleAttachment[];
   authResults: string | null;
+  senderAuth?: SenderAuth | null;
   automated: string | null;
   authorSub: string | null;
   internal?: boolean;
   flag?: string | null;
   inboxId: Types.ObjectId | null;
   rawSha256: string | null;
+  contentHash?: string | null;
+  note?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

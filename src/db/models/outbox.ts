@@ -34,6 +34,8 @@ export const outboxSchema = new Schema(
     from: { type: String, required: true },
     to: { type: [String], required: true },
     cc: { type: [String], default: [] },
+    /** The recipients of this copy when not all of To and Cc (each person's copy carries their own Reply-To). */
+    envelopeTo: { type: [String], default: [] },
     replyTo: { type: String, default: null },
     subject: { type: String, required: true },
     /** Generated once at enqueue, reused on every retry. */
@@ -83,6 +85,7 @@ export interface OutboxMail {
   from: string;
   to: string[];
   cc: string[];
+  envelopeTo?: string[];
   replyTo: string | null;
   subject: string;
   messageId: string;

@@ -17,6 +17,11 @@ export const ticketSchema = new Schema(
     requester: { type: personSchema, required: true },
     /** Addresses seen in To/Cc of the ticket's mail (other than ours): they receive the answers too. */
     participants: { type: [String], default: [] },
+    /**
+     * The participants brought in by mail whose sender was proven (or by an agent's reply
+     * address): only they see the ticket on the portal when UNAUTHENTICATED_SENDERS=flag.
+     */
+    verifiedParticipants: { type: [String], default: [] },
     /** Key of the Support Unit currently responsible. */
     su: { type: String, required: true },
     state: { type: String, enum: TICKET_STATES, default: 'new' },
@@ -71,6 +76,8 @@ export interface Ticket {
   subject: string;
   requester: { address: string; name: string };
   participants: string[];
+  /** Absent on tickets older than sender authentication: none of their participants counts as verified. */
+  verifiedParticipants?: string[];
   su: string;
   state: TicketState;
   priority: Priority;

@@ -26,10 +26,11 @@ export interface ActionOrigin {
 }
 
 const TERMINAL: readonly TicketState[] = ['closed', 'verified'];
-const FINISHED: readonly TicketState[] = ['solved', 'unsolved', 'verified', 'closed'];
+/** States in which a ticket waits for nobody at the helpdesk (the SLA clock stops). */
+export const FINISHED_STATES: readonly TicketState[] = ['solved', 'unsolved', 'verified', 'closed'];
 
 export function isFinished(state: TicketState): boolean {
-  return FINISHED.includes(state);
+  return FINISHED_STATES.includes(state);
 }
 
 function unitName(ctx: DomainContext, key: string): string {

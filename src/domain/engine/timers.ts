@@ -5,6 +5,7 @@ import { formatTag } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { tellRequester, tellUnit } from '../notify.ts';
 import { isFinished } from './actions.ts';
+import { metrics } from '../../log/metrics.ts';
 import { currentTicket, recordOnce, transition, type TransitionResult } from './transition.ts';
 
 /** How long a process may hold a due timer before another may run it. */
@@ -117,6 +118,7 @@ async function escalate(ctx: DomainContext, ticket: Ticket): Promise<void> {
   if (overdue(ticket) && !ticket.recentOps.some((o) => o.op === op)) return;
   const result = await transition(ctx, ticket._id, { action: 'escalate', op, actor: TIMER, channel: 'timer', check: overdue, change: () => ({ slaEscalatedAt: ctx.now() }), onConflict: 'retry' }, ticket);
   if (!applied(result)) return;
+  metrics.slaEscalations.inc();
   const tag = formatTag(ctx.config.ticketPrefix, ticket.number);
   const promise = ctx.config.timers.firstResponse[result.ticket.priority];
   const headline = `SLA breached: ${tag} (${result.ticket.priority}) has had no first response within ${promise} working day${promise === 1 ? '' : 's'}`;

@@ -5,7 +5,7 @@ import { releaseHeldMailOf } from './held.ts';
 import { sendNotice } from './notices.ts';
 import { findToken, hashToken, issueToken, spendToken } from './tokens.ts';
 
-export { bindAddress, unbindAddress, userForAddress, type BindResult, type BindVia } from './bindings.ts';
+export { bindAddress, unbindAddress, userForAddress, type BindResult, type BindVia, type UnbindResult } from './bindings.ts';
 
 const HOUR = 3600_000;
 /** A confirmation link works for a day. */

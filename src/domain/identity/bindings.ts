@@ -70,18 +70,33 @@ function insertBinding(ctx: DomainContext, binding: Binding): Promise<boolean> {
   return tryInsert(ctx.store.models.AddressBinding, { ...binding });
 }
 
-/** Removes a binding of one's own; false when the address is not bound to `sub`. */
-export async function unbindAddress(ctx: DomainContext, sub: string, address: string): Promise<boolean> {
+export type UnbindResult = 'removed' | 'not-yours' | 'last';
+
+/**
+ * Removes a binding of one's own, unless it is the person's last address: mail from them
+ * would then be held as a stranger's, and an agent would lose their Support Units.
+ */
+export async function unbindAddress(ctx: DomainContext, sub: string, address: string): Promise<UnbindResult> {
   const a = typeof address === 'string' ? normalizeAddress(address) : '';
   const { AddressBinding } = ctx.store.models;
-  const owner = await AddressBinding.findById(a, { sub: 1 }).lean<Pick<Binding, 'sub'>>();
-  if (!owner || owner.sub !== sub) return false;
+  const binding = await AddressBinding.findById(a).lean<Binding>();
+  if (!binding || binding.sub !== sub) return 'not-yours';
+  if ((await AddressBinding.countDocuments({ sub })) <= 1) return 'last';
   // Nobody else can have taken the address between the read and the delete: that would need
   // this binding gone first.
   await AddressBinding.deleteOne({ _id: a });
+  // Two removals at once can each have counted the other's address. Whichever finds none left
+  // puts its own back, so a person always keeps at least one.
+  if ((await AddressBinding.countDocuments({ sub })) === 0) {
+    const restored = await insertBinding(ctx, binding);
+    await syncUserAddresses(ctx, sub);
+    if (restored) return 'last';
+    ctx.log.warn({ sub, address: a }, 'the last address was taken by another identity while its removal was undone');
+    return 'removed';
+  }
   await syncUserAddresses(ctx, sub);
   ctx.log.info({ sub, address: a }, 'address unbound');
-  return true;
+  return 'removed';
 }
 
 /**

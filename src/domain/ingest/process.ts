@@ -20,6 +20,8 @@ import { planAgentMail, runAgentMail, type AgentMailPlan } from '../engine/agent
 import { replyTokensIn } from '../engine/reply-tokens.ts';
 import { currentTicket } from '../engine/transition.ts';
 import { handleBounce } from './bounces.ts';
+import { assessSender, FLAG_UNVERIFIED_FOLLOW_UP, FLAG_UNVERIFIED_OPENING, senderTrusted, senderVerified } from './sender-trust.ts';
+import type { SenderAuth } from '../../db/models/article.ts';
 
 export type IngestOutcome =
   | { kind: 'ticket'; ticketNumber: number; articleId: string; created: boolean; note: string | null }
@@ -30,6 +32,23 @@ export type IngestOutcome =
 /** Idempotency key of a mail: its Message-ID, or for mail without one the hash of its bytes. */
 export function messageKey(mail: ParsedMessage, rawSha256: string): string {
   return mail.messageId ? `mid:${mail.messageId}` : `sha:${rawSha256}`;
+}
+
+export const DUPLICATE_MESSAGE_ID = 'duplicate Message-ID';
+
+/**
+ * The article already filed under this mail's key, and the key to file it under. A mail that
+ * reuses a filed Message-ID with other content (contentHash: another sender, other words, other
+ * files; trace headers do not count) is another mail: it gets a key of its own and a note. A
+ * redelivery (the same bytes, or the same content by another path) finds the filed article.
+ */
+async function filedUnderKey(ctx: DomainContext, mail: ParsedMessage, item: InboxItem): Promise<{ key: string; known: Article | null; note: string | null }> {
+  const key = messageKey(mail, item.rawSha256);
+  const known = await findArticleByKey(ctx, key);
+  // Articles filed before content hashes were kept count as the same mail, as they did then.
+  if (!known || !known.contentHash || known.rawSha256 === item.rawSha256 || known.contentHash === mail.contentHash) return { key, known, note: null };
+  const own = `${key}#${mail.contentHash}`;
+  return { key: own, known: await findArticleByKey(ctx, own), note: DUPLICATE_MESSAGE_ID };
 }
 
 function senderOf(mail: ParsedMessage, item: InboxItem): MailAddress | null {
@@ -48,7 +67,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   const raw = await inboxRaw(store, item);
   if (!raw) throw new Error(`raw message ${item.rawSha256} is missing`);
   const mail = await parseMessage(raw);
-  const key = messageKey(mail, item.rawSha256);
+  const { key, known, note: duplicate } = await filedUnderKey(ctx, mail, item);
 
   // A bounce of our own mail is recorded on that mail and its ticket: never a ticket, never answered.
   const bounce = await handleBounce(ctx, item, raw, mail);
@@ -69,7 +88,6 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   let articleIsNew = false;
   let ticketIsNew = false;
   let plan: AgentMailPlan | null = null;
-  const known = await findArticleByKey(ctx, key);
   if (known) {
     // Redelivery, or a re-run after a crash: finish whatever was not finished.
     ticket = (await currentTicket(ctx, known.ticketId))!;
@@ -89,10 +107,14 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     const verifies = match?.ticket.state === 'solved' && isVerifiedReply(trimReply(mail.text).text);
     const tooLate = !!match && role !== 'agent' && role !== 'stranger' && !automated && !verifies && pastReopenWindow(ctx, match.ticket);
     const opensTicket = !match || role === 'stranger' || tooLate;
+    // Whom the mail may count as (DMARC, a trusted hop, the sender's own reply address).
+    const auth = await assessSender(ctx, { raw, item, sender: sender?.address ?? null, recipients, ticket: match?.ticket ?? null });
+    const trusted = auth.status !== 'unverified';
     const identity = await identifySender(ctx, { item, mail, sender, automated, opensTicket });
     if ('kind' in identity) return identity;
     const authorSub = identity.sub;
     let text = mail.text;
+    let flag: string | null = null;
     if (match && !opensTicket) {
       ticket = match.ticket;
       newTicket = false;
@@ -100,6 +122,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       text = trimReply(mail.text).text;
       if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, text, { automated });
       if (plan) text = plan.text;
+      else if (!trusted) flag = FLAG_UNVERIFIED_FOLLOW_UP;
     } else {
       const referred = match && !tooLate ? match.ticket.number : null;
       // Whether the requester gets an acknowledgement is decided now, so that the ticket is
@@ -110,7 +133,9 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
         subject: cleanSubject(mail.subject, config.ticketPrefix),
         ownerSub: authorSub,
         requester: sender ?? { address: '', name: '' },
-        participants: participantsOf(ctx, mail, sender?.address),
+        // An unverified sender brings nobody in: its To and Cc stay on its article only.
+        participants: trusted ? participantsOf(ctx, mail, sender?.address) : [],
+        verifiedParticipants: auth.status === 'verified' ? participantsOf(ctx, mail, sender?.address) : [],
         su: ctx.units.entryKey,
         referredTicket: referred,
         previousTicket: tooLate ? match!.ticket.number : null,
@@ -120,6 +145,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       role = 'requester';
       newTicket = true;
       if (tooLate) text = trimReply(mail.text).text;
+      if (!trusted) flag = FLAG_UNVERIFIED_OPENING;
     }
     // The attachments in one write.
     await store.blobs.putMany(mail.attachments.map((a) => a.content));
@@ -143,16 +169,22 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       html: role === 'agent' ? null : mail.html,
       attachments: mail.attachments.map(({ content: _c, ...meta }) => meta),
       authResults: mail.authResults,
+      senderAuth: auth,
       automated,
       internal: plan?.internal ?? false,
-      flag: plan?.flag ?? null,
+      flag: plan?.flag ?? flag,
       inboxId: item._id,
       rawSha256: item.rawSha256,
+      contentHash: mail.contentHash,
+      note: duplicate,
     }, { touch: false }));
   }
 
-  // Only people the ticket trusts bring others in: not an unverified "agent" (a spoofed From).
-  const vouched = role === 'requester' || role === 'participant' || (role === 'agent' && (!plan || !plan.flag) && !article.flag);
+  // Only people the ticket trusts bring others in: not an unverified "agent" (a spoofed From),
+  // nor a requester or participant whose mail nothing vouches for (sender-trust.ts).
+  const trusted = senderTrusted(article);
+  const vouched = (role === 'requester' || role === 'participant') ? trusted : role === 'agent' && (!plan || !plan.flag) && !article.flag;
+  const voucher = { vouched, verified: vouched && senderVerified(article) };
   const searchText = article.internal ? '' : `${article.subject} ${article.text}`;
 
   if (newTicket && !automated) {
@@ -166,11 +198,11 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     const drafts = [...(ack ? [ack] : []), ...(await planUnitNotifications(ctx, ticket, article, 'new'))];
     const queued = await sendMails(ctx, ticket, drafts, [mail.messageId]);
     const tip = ack ? queued[0]!.mail.messageId : null;
-    ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
+    ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, voucher, { tip, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
     return ticketOutcome(ticket, article, newTicket, automated);
   }
   await registerMessageIds(ctx, ticket, [mail.messageId]);
-  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, vouched, { tip: null, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
+  ticket = await updateTicketAfterMail(ctx, ticket, mail, role, sender?.address, voucher, { tip: null, touch: articleIsNew && !ticketIsNew, listed: articleIsNew, searchText });
 
   if (automated) {
     ctx.log.info({ ticket: ticket.number, reason: automated }, 'automated mail: no automatic answer');
@@ -184,20 +216,25 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     }
     const actor: Actor = { address: sender?.address ?? null, name: sender?.name ?? '', sub: article.authorSub, role: 'agent' };
     await runAgentMail(ctx, ticket, article, plan, actor);
-  } else {
+  } else if (trusted) {
     await requesterFollowUp(ctx, ticket, article, role);
+  } else {
+    // Kept and shown to the unit, flagged; it moves nothing (no reopen, no verify, no "in progress").
+    await notifyUnit(ctx, ticket, article, 'followup');
   }
   return ticketOutcome(ticket, article, newTicket, automated);
 }
 
 function ticketOutcome(ticket: Ticket, article: Article, newTicket: boolean, automated: string | null): IngestOutcome {
-  return {
-    kind: 'ticket',
-    ticketNumber: ticket.number,
-    articleId: String(article._id),
-    created: newTicket,
-    note: automated ? `no automatic answer: ${automated}` : ticket.referredTicket && newTicket ? `named ticket ${ticket.referredTicket}, sender not a participant` : null,
-  };
+  const notes = [
+    automated ? `no automatic answer: ${automated}` : ticket.referredTicket && newTicket ? `named ticket ${ticket.referredTicket}, sender not a participant` : null,
+    unverifiedNote(article.senderAuth),
+  ].filter(Boolean);
+  return { kind: 'ticket', ticketNumber: ticket.number, articleId: String(article._id), created: newTicket, note: notes.length ? notes.join('; ') : null };
+}
+
+function unverifiedNote(auth: SenderAuth | null | undefined): string | null {
+  return auth?.status === 'unverified' ? `unverified sender: ${auth.reason}` : null;
 }
 
 /**
@@ -238,17 +275,24 @@ async function updateTicketAfterMail(
   mail: ParsedMessage,
   role: SenderRole,
   sender: string | undefined,
-  vouched: boolean,
+  voucher: { vouched: boolean; verified: boolean },
   opts: { tip: string | null; touch: boolean; listed: boolean; searchText: string },
 ): Promise<Ticket> {
   const { Ticket } = ctx.store.models;
-  const participants = vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address && !ticket.participants.includes(p)) : [];
+  const named = voucher.vouched ? participantsOf(ctx, mail, sender).filter((p) => p !== ticket.requester.address) : [];
+  const participants = named.filter((p) => !ticket.participants.includes(p));
+  // Participants named by a proven sender: the ones the portal lets in (portal/access.ts).
+  const verifiedParticipants = voucher.verified ? named.filter((p) => !(ticket.verifiedParticipants ?? []).includes(p)) : [];
   const set: Record<string, unknown> = {};
-  const tip = opts.tip ?? (role === 'requester' ? mail.messageId : null);
+  // The requester's thread tip moves with their own mail only, not with mail claiming to be theirs.
+  const tip = opts.tip ?? (role === 'requester' && voucher.vouched ? mail.messageId : null);
   if (tip && ticket.requesterTip !== tip) set.requesterTip = tip;
   if (opts.touch) set.updatedAt = ctx.now();
   const update: Record<string, unknown> = {};
-  if (participants.length) update.$addToSet = { participants: { $each: participants } };
+  const add: Record<string, unknown> = {};
+  if (participants.length) add.participants = { $each: participants };
+  if (verifiedParticipants.length) add.verifiedParticipants = { $each: verifiedParticipants };
+  if (Object.keys(add).length) update.$addToSet = add;
   if (Object.keys(set).length) update.$set = set;
   if (!Object.keys(update).length) {
     if (opts.listed) await recordInTicketList(ctx, ticket, opts.searchText);

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { type Claimed, QueueWorker, type Settlement, WorkQueue } from '../../db/coordination/index.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import { errorMessage, NotFoundError } from '../../errors/errors.ts';
+import type { LoopHealth } from '../../jobs/poll-loop.ts';
+import { metrics } from '../../log/metrics.ts';
 import type { DomainContext } from '../context.ts';
 import { releaseNextHeldMail } from '../identity/held.ts';
 import { ingestMessage } from './process.ts';
@@ -58,6 +60,10 @@ export class IngestWorker {
     return this.worker.stop();
   }
 
+  health(): LoopHealth {
+    return this.worker.health();
+  }
+
   private async process(claimed: Claimed<InboxItem>): Promise<Settlement> {
     try {
       return await this.ingest(claimed);
@@ -71,6 +77,8 @@ export class IngestWorker {
     const log = this.ctx.log.child({ inboxId: String(item._id) });
     try {
       const outcome = await ingestMessage(this.ctx, item);
+      metrics.ingestOutcomes.inc({ outcome: outcome.kind });
+      if (outcome.kind === 'ticket') metrics.ingestLatency.observe(Math.max(0, (Date.now() - new Date(item.receivedAt).getTime()) / 1000));
       // Released held mail becomes tickets one mail after the other, in arrival order.
       if (item.heldAddress && outcome.kind !== 'held') await releaseNextHeldMail(this.ctx, item.heldAddress, item._id);
       if (outcome.kind === 'ignored') {
@@ -87,11 +95,13 @@ export class IngestWorker {
       const message = errorMessage(err);
       if (attempt >= this.ctx.config.ingest.maxAttempts) {
         log.error({ err: message, attempts: attempt }, 'message quarantined');
+        metrics.ingestOutcomes.inc({ outcome: 'quarantined' });
         return done({ state: 'quarantined', lastError: message });
       }
       const delayMs = Math.min(60_000, 1000 * 2 ** attempt);
       const retryAt = new Date(Date.now() + delayMs);
       log.warn({ err: message, attempts: attempt, retryInMs: delayMs }, 'message processing failed, will retry');
+      metrics.ingestOutcomes.inc({ outcome: 'retry' });
       return { id: item._id, update: { $set: { lastError: message, availableAt: retryAt, attempts: attempt } }, retryAt };
     }
   }

@@ -32,13 +32,22 @@ function isRequester(viewer: Viewer, ticket: Ticket): boolean {
 }
 
 /**
+ * The participants the portal lets in. Mail can name anyone in Cc, and a forged From: would
+ * otherwise let its Cc read the ticket: so with UNAUTHENTICATED_SENDERS=flag only those named
+ * by a proven sender count (Ticket.verifiedParticipants); the open mode lets every participant in.
+ */
+function portalParticipants(ctx: DomainContext, ticket: Ticket): string[] {
+  return ctx.config.senderAuth.unauthenticated === 'accept' ? ticket.participants : (ticket.verifiedParticipants ?? []);
+}
+
+/**
  * Whether the viewer may see a ticket: its owner, its requester or a participant (by a bound
- * address), or an agent who sees it (see seesAsAgent). Everyone else is told the ticket does
- * not exist.
+ * address; see portalParticipants), or an agent who sees it (see seesAsAgent). Everyone else
+ * is told the ticket does not exist.
  */
 export function maySee(ctx: DomainContext, viewer: Viewer, ticket: Ticket): boolean {
   if (isRequester(viewer, ticket)) return true;
-  if (ticket.participants.some((p) => viewer.addresses.includes(p))) return true;
+  if (portalParticipants(ctx, ticket).some((p) => viewer.addresses.includes(p))) return true;
   return seesAsAgent(ctx, viewer, ticket);
 }
 

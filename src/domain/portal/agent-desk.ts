@@ -4,7 +4,7 @@ import { isFinished } from '../engine/actions.ts';
 import type { Viewer } from './access.ts';
 import { slaClock, type SlaStatus } from './agent-view.ts';
 
-/** A unit's queue: which tickets, filtered how. Unknown values mean "no filter". */
+/** A unit's queue: which tickets, filtered how (the portal checks the query: http/forms). */
 export interface QueueFilters {
   /** "active" (not solved, unsolved, verified or closed; the default), "all", or one state. */
   state: string;
@@ -45,19 +45,6 @@ export interface UnitQueue {
 
 const SHOWN = 200;
 const FIELDS = { number: 1, subject: 1, state: 1, priority: 1, su: 1, assignee: 1, requester: 1, slaDue: 1, firstResponseAt: 1, slaEscalatedAt: 1, updatedAt: 1, unitsSeen: 1 };
-
-/** The filters from query parameters, each checked against what it may be. */
-export function queueFilters(query: Record<string, unknown>): QueueFilters {
-  const s = (name: string) => (typeof query[name] === 'string' ? (query[name] as string) : '');
-  const state = s('state');
-  return {
-    state: state === 'all' || (TICKET_STATES as readonly string[]).includes(state) ? state : 'active',
-    priority: (PRIORITIES as readonly string[]).includes(s('priority')) ? s('priority') : '',
-    assignee: s('assignee').slice(0, 254).toLowerCase(),
-    sla: ['due', 'overdue'].includes(s('sla')) ? s('sla') : '',
-    scope: s('scope') === 'seen' ? 'seen' : 'now',
-  };
-}
 
 /** Urgency: overdue first response, then priority (top first), then the oldest activity. */
 function byUrgency(a: QueueRow, b: QueueRow): number {

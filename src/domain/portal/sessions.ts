@@ -22,6 +22,10 @@ export interface SessionData {
   idToken?: string;
   /** Flash message shown once on the next page. */
   flash?: string;
+  /** Files of a rejected form, stored as blobs and kept for its next submission (by the form's submission id). */
+  heldFiles?: { form: string; id: string; filename: string; contentType: string; size: number; sha256: string; until: number }[];
+  /** An agent's last queue with its filters: the way back from a ticket. */
+  queue?: string;
 }
 
 const hashOf = (id: string) => createHash('sha256').update(id).digest('hex');

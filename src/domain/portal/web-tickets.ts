@@ -1,19 +1,20 @@
 import type { Article, ArticleAttachment } from '../../db/models/article.ts';
+import { senderMarks, unverifiedCount, type SenderMark } from './sender-marks.ts';
 import { PRIORITIES, TICKET_STATES, type Priority, type Ticket } from '../../db/models/ticket.ts';
 
 export { PRIORITIES, TICKET_STATES };
-export type { Article };
+export type { Article, ArticleAttachment, Priority };
 import { HelpgateError } from '../../errors/errors.ts';
 import type { DomainContext } from '../context.ts';
 import { acknowledge, notifyUnit } from '../notify.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findTicketByNumber, ticketArticles } from '../tickets.ts';
 import { maySee, roleOn, type Viewer } from './access.ts';
-import { agentAddress, agentTicketView, type AgentTicketView } from './agent-view.ts';
+import { agentAddress, agentTicketView, articleActions, type AgentTicketView } from './agent-view.ts';
 import type { Actor } from '../../db/models/engine.ts';
 import { agentAction, isFinished, mayAct, pastReopenWindow, refusal, requesterReplied, verifyByRequester } from '../engine/actions.ts';
 import { addWorkingDays } from '../engine/calendar.ts';
-import { currentTicket, transition, type TransitionResult } from '../engine/transition.ts';
+import { currentTicket, ticketEvents, transition, type TransitionResult } from '../engine/transition.ts';
 
 /** A form value that cannot be accepted; `field` names the form field. */
 export class FormError extends HelpgateError {
@@ -30,35 +31,20 @@ export interface Upload {
   content: Buffer;
 }
 
+/** A new-ticket form, already checked by the portal (http/forms). */
 export interface NewWebTicket {
   /** Random id put in the form when it was shown: submitting twice opens one ticket. */
   submission: string;
   subject: string;
   category: string;
   description: string;
-  priority: string;
+  priority: Priority;
   attachments: Upload[];
+  /** Files kept from an earlier, rejected submission of the same form (already stored). */
+  held?: ArticleAttachment[];
 }
 
-export const SUBMISSION = /^[A-Za-z0-9_-]{16,64}$/;
-
-/** Checks a new-ticket form; every problem is named by its field, nothing is changed. */
-export function validateNewTicket(ctx: DomainContext, input: NewWebTicket): { subject: string; category: string; description: string; priority: Priority } {
-  const errors: Record<string, string> = {};
-  const subject = input.subject.replace(/[\r\n]+/g, ' ').trim();
-  const description = input.description.replace(/\r\n/g, '\n').trim();
-  if (!subject) errors.subject = 'Subject is required.';
-  else if (subject.length > 200) errors.subject = 'Subject is at most 200 characters.';
-  if (!ctx.config.categories.some((c) => c.key === input.category)) errors.category = 'Choose a category.';
-  if (!description) errors.description = 'Description is required.';
-  else if (description.length > 100_000) errors.description = 'Description is at most 100,000 characters.';
-  const priority = (input.priority || 'less urgent') as Priority;
-  if (!PRIORITIES.includes(priority)) errors.priority = 'Choose one of the listed priorities.';
-  if (!SUBMISSION.test(input.submission)) errors.form = 'The form expired: please submit it again.';
-  if (Object.keys(errors).length) throw new FormError(errors);
-  return { subject, category: input.category, description, priority };
-}
-
+/** Stores uploaded files as blobs; what an article (or a form shown again) refers to. */
 export async function storeUploads(ctx: DomainContext, uploads: Upload[]): Promise<ArticleAttachment[]> {
   const out: ArticleAttachment[] = [];
   for (const u of uploads) {
@@ -77,7 +63,7 @@ function authorOf(viewer: Viewer): { address: string; name: string } {
  * notification as a mail to the helpdesk. The requester is the person's first bound address.
  */
 export async function openTicketFromWeb(ctx: DomainContext, viewer: Viewer, input: NewWebTicket): Promise<Ticket> {
-  const form = validateNewTicket(ctx, input);
+  const form = input;
   const author = authorOf(viewer);
   if (!author.address) throw new FormError({ form: 'Your account has no confirmed mail address yet: add one under Account first.' });
   const key = `web:${viewer.user._id}:new:${input.submission}`;
@@ -92,7 +78,7 @@ export async function openTicketFromWeb(ctx: DomainContext, viewer: Viewer, inpu
     category: form.category,
     channel: 'web',
   });
-  const attachments = await storeUploads(ctx, input.attachments);
+  const attachments = [...(input.held ?? []), ...(await storeUploads(ctx, input.attachments))];
   const { article, created } = await addArticle(ctx, ticket, {
     key,
     direction: 'in',
@@ -125,6 +111,10 @@ export interface TicketPage {
   agent: AgentTicketView | null;
   /** The requester's buttons that apply now. */
   requester: { solve: boolean; reopen: boolean; verify: boolean } | null;
+  /** The action each article was written with (a solution, a request for information…), by article id. */
+  articleActions: Record<string, string>;
+  /** For agents: who sent each received mail, as far as it was proven; and how many nothing vouched for. */
+  senders: { marks: Record<string, SenderMark>; unverified: number } | null;
 }
 
 export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: number): Promise<TicketPage | null> {
@@ -135,26 +125,27 @@ export async function ticketPage(ctx: DomainContext, viewer: Viewer, number: num
   const ticket = role === 'agent' ? ((await currentTicket(ctx, seen._id)) ?? seen) : seen;
   // Showing a ticket refreshes its entry in the owner's list (a cache that may lag).
   await recordInTicketList(ctx, ticket);
-  const all = await ticketArticles(ctx, ticket);
+  const [all, events] = await Promise.all([ticketArticles(ctx, ticket), ticketEvents(ctx, ticket._id)]);
   const articles = role === 'agent' ? all : all.filter((a) => !a.internal);
-  const agent = role === 'agent' ? await agentTicketView(ctx, ticket, actorOf(viewer, 'agent', agentAddress(ctx, viewer.addresses, ticket))) : null;
+  const agent = role === 'agent' ? await agentTicketView(ctx, ticket, actorOf(viewer, 'agent', agentAddress(ctx, viewer.addresses, ticket)), events) : null;
   const requester =
     role === 'requester'
       ? { solve: !isFinished(ticket.state), reopen: (ticket.state === 'solved' || ticket.state === 'unsolved') && !pastReopenWindow(ctx, ticket), verify: ticket.state === 'solved' }
       : null;
-  return { ticket, articles, role, agent, requester };
+  const senders = role === 'agent' ? { marks: senderMarks(articles), unverified: unverifiedCount(articles) } : null;
+  return { ticket, articles, role, agent, requester, articleActions: articleActions(events), senders };
 }
 
 /** A reply written on the portal: stored as an article and mailed exactly as a mail reply would be. */
-export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: number, input: { submission: string; text: string; attachments: Upload[] }): Promise<Ticket | null> {
+export async function replyFromWeb(
+  ctx: DomainContext,
+  viewer: Viewer,
+  number: number,
+  input: { submission: string; text: string; attachments: Upload[]; held?: ArticleAttachment[] },
+): Promise<Ticket | null> {
   const ticket = await ticketForViewer(ctx, viewer, number);
   if (!ticket) return null;
-  const text = input.text.replace(/\r\n/g, '\n').trim();
-  const errors: Record<string, string> = {};
-  if (!text && !input.attachments.length) errors.text = 'Write a reply or attach a file.';
-  if (text.length > 100_000) errors.text = 'A reply is at most 100,000 characters.';
-  if (!SUBMISSION.test(input.submission)) errors.form = 'The form expired: please submit it again.';
-  if (Object.keys(errors).length) throw new FormError(errors);
+  const text = input.text;
   const role = roleOn(ctx, viewer, ticket);
   const address = role === 'agent' ? agentAddress(ctx, viewer.addresses, ticket) : (viewer.addresses[0] ?? null);
   // An agent of a unit the ticket has left may read it, but its unit and First Line answer it.
@@ -167,7 +158,7 @@ export async function replyFromWeb(ctx: DomainContext, viewer: Viewer, number: n
   } else if (pastReopenWindow(ctx, current)) {
     throw new FormError({ text: `This ticket is ${current.state === 'closed' ? 'closed' : 'past its reopen window'}: open a new ticket (or write to the helpdesk) and mention its number, ${current.number}.` });
   }
-  const attachments = await storeUploads(ctx, input.attachments);
+  const attachments = [...(input.held ?? []), ...(await storeUploads(ctx, input.attachments))];
   const { article } = await addArticle(ctx, ticket, {
     key: `web:${viewer.user._id}:${number}:reply:${input.submission}`,
     direction: 'in',

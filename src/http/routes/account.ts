@@ -26,8 +26,13 @@ export function accountRoutes(portal: Portal): Router<PortalState> {
   });
 
   router.post('/account/addresses/remove', async (ctx) => {
-    const removed = await unbindAddress(domain, ctx.state.viewer!.user._id, field(ctx, 'address').trim().toLowerCase());
-    ctx.state.session.data.flash = removed ? 'The address is no longer linked to you.' : 'That address was not linked to you.';
+    const user = ctx.state.viewer!.user;
+    const address = field(ctx, 'address').trim().toLowerCase();
+    const result = await unbindAddress(domain, user._id, address);
+    if (result === 'last') {
+      return render(portal, ctx, 'account', { user, errors: {}, address: '', flash: { kind: 'error', text: `${address} is your only linked address: link another one before you remove it.` } }, 409);
+    }
+    ctx.state.session.data.flash = result === 'removed' ? 'The address is no longer linked to you.' : 'That address was not linked to you.';
     ctx.redirect('/account');
   });
 

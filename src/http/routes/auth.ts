@@ -4,6 +4,7 @@ import { releaseHeldMail, signInLinkAddress } from '../../domain/identity/held.t
 import { viewerOf } from '../../domain/portal/access.ts';
 import { withinRateLimit } from '../../domain/rate-limit.ts';
 import { clientIp, field, render, type Portal, type PortalContext, type PortalState } from '../context.ts';
+import { metrics } from '../../log/metrics.ts';
 import { SignInError } from '../oidc.ts';
 
 /** A sign-in must come back from the provider within this time. */
@@ -47,6 +48,7 @@ export function authRoutes(portal: Portal): Router<PortalState> {
     if (providerError) {
       log.info({ error: providerError }, 'sign-in ended at the provider');
       const cancelled = providerError === 'access_denied';
+      metrics.signIns.inc({ result: cancelled ? 'cancelled' : 'failed' });
       return render(
         portal,
         ctx,
@@ -72,12 +74,14 @@ export function authRoutes(portal: Portal): Router<PortalState> {
     } catch (err) {
       if (!(err instanceof SignInError)) throw err;
       log.warn({ err: err.message }, 'sign-in refused');
+      metrics.signIns.inc({ result: 'failed' });
       return render(portal, ctx, 'error', { title: 'Sign-in failed', message: err.message, retry: true }, 400);
     }
     const claims = result.claims as unknown as IdentityClaims;
     const entitlements = ([] as string[]).concat(claims.eduperson_entitlement ?? []);
     if (config.requiredEntitlement && !entitlements.includes(config.requiredEntitlement)) {
       log.info({ sub: claims.sub }, 'sign-in without the required entitlement');
+      metrics.signIns.inc({ result: 'not_authorised' });
       session.destroy();
       return render(portal, ctx, 'not-authorised', { name: claims.name ?? '', entitlement: config.requiredEntitlement }, 403);
     }
@@ -104,6 +108,7 @@ export function authRoutes(portal: Portal): Router<PortalState> {
     const returnTo = data.returnTo ?? '/';
     delete data.returnTo;
     log.info({ sub: user._id, agent: isAgent(domain, user) }, 'signed in');
+    metrics.signIns.inc({ result: 'ok' });
     // A sign-in link binds an address only on an explicit, CSRF-protected YES: a link someone
     // else forwarded must not attach their mailbox to this identity unnoticed.
     ctx.redirect(data.claimToken ? '/auth/claim/confirm' : returnTo);

@@ -10,6 +10,7 @@ import { Naps } from '../../jobs/nap.ts';
 import type { Logger } from '../../log/logger.ts';
 import { storeInboxItem } from './inbox-writer.ts';
 import { recordTooLarge } from './too-large.ts';
+import { metrics } from '../../log/metrics.ts';
 
 /** Bodies fetched by one FETCH together at most (one larger message is fetched alone). */
 const BATCH_BYTES = 8 * 1024 * 1024;
@@ -369,6 +370,8 @@ export class ImapReader {
       stored.push(m.uid);
       this.status.messageStored();
       this.log.info({ mailbox: this.mb.name, uid: m.uid, inboxId: String(item.id), size: m.source.length }, 'message stored');
+      metrics.intakeReplies.inc({ channel: 'imap', code: '250' });
+      metrics.messageSize.observe({ channel: 'imap' }, m.source.length);
       this.opts.onStored?.(String(item.id));
     }
     if (stored.length) await this.afterStore(client, stored);
@@ -384,6 +387,7 @@ export class ImapReader {
     this.lastUid = uid;
     await this.saveCheckpoint();
     this.log.warn({ mailbox: this.mb.name, uid, size, limit: this.opts.maxMessageSize, inboxId: String(id) }, `imap: message too large, moved to "${folder}"`);
+    metrics.intakeReplies.inc({ channel: 'imap', code: '552' });
     this.opts.onNotice?.();
     await this.moveTooLarge(client, [uid]);
     return true;

@@ -5,6 +5,8 @@ import { errorMessage, SmtpReplyError } from '../../errors/errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { InboxGroupWriter } from './inbox-writer.ts';
 import type { OwnAddresses } from '../parse/own-addresses.ts';
+import { SessionLimits } from './session-limits.ts';
+import { metrics } from '../../log/metrics.ts';
 
 export interface SmtpIntakeOptions {
   store: Store;
@@ -15,6 +17,18 @@ export interface SmtpIntakeOptions {
   hostname: string;
   /** Called after a message is stored, to wake the ingest worker. */
   onStored?: (id: string) => void;
+  /**
+   * Asked at each connection: a reason to refuse all mail now (the database cannot take it),
+   * answered 421 so that the client keeps its mail and retries; null when ready.
+   */
+  notReady?: () => Error | null;
+  limits: {
+    /** Sessions at once, all clients together. */
+    maxClients: number;
+    maxClientsPerAddress: number;
+    idleSeconds: number;
+    maxJunkCommands: number;
+  };
 }
 
 function reply(code: number, text: string): SmtpReplyError {
@@ -44,6 +58,7 @@ export class SmtpIntake {
   private readonly opts: SmtpIntakeOptions;
   /** Messages whose DATA ends while a write is in flight are stored together in the next one. */
   private readonly writer: InboxGroupWriter;
+  private readonly limits: SessionLimits;
   lastMessageAt: Date | null = null;
 
   constructor(opts: SmtpIntakeOptions) {
@@ -51,47 +66,66 @@ export class SmtpIntake {
     this.writer = new InboxGroupWriter(opts.store, {
       onWithdrawError: (err, count) => opts.log.warn({ err: errorMessage(err), count }, 'could not yet withdraw a failed batch, will retry'),
     });
+    this.limits = new SessionLimits({ maxPerAddress: opts.limits.maxClientsPerAddress, idleMs: opts.limits.idleSeconds * 1000, maxJunkCommands: opts.limits.maxJunkCommands });
     this.server = new SMTPServer({
       name: opts.hostname,
-      banner: 'helpgate ESMTP',
+      // The greeting reads "220 <name> ESMTP helpgate".
+      banner: 'helpgate',
       size: opts.maxMessageSize,
       authOptional: true,
       disabledCommands: ['AUTH', 'STARTTLS'],
       hideSTARTTLS: true,
+      // Every reply carries an RFC 3463 code (250 2.1.0, 550 5.1.1, 552 5.3.4, 451 4.3.0…):
+      // smtp-server adds it, so the texts below carry none of their own.
+      hideENHANCEDSTATUSCODES: false,
       logger: false,
-      maxClients: 200,
+      maxClients: opts.limits.maxClients,
       socketTimeout: 120_000,
-      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
-      onRcptTo: (address, _session, cb) => this.onRcptTo(address, cb),
+      onConnect: (session, cb) => {
+        const refusal = this.opts.notReady?.() ?? this.limits.onConnect(session);
+        if (refusal) metrics.intakeReplies.inc({ channel: 'smtp', code: String((refusal as { responseCode?: number }).responseCode ?? 421) });
+        cb(refusal);
+      },
+      onClose: (session) => this.limits.onClose(session),
+      // A declared SIZE over the limit is refused by smtp-server itself (552 5.3.4).
+      onMailFrom: (_address, session, cb) => {
+        this.limits.touch(session);
+        cb();
+      },
+      onRcptTo: (address, session, cb) => {
+        this.limits.touch(session);
+        this.onRcptTo(address, cb);
+      },
       onData: (stream, session, cb) => {
+        this.limits.touch(session);
         this.onData(stream, session).then(
-          (id) => cb(null, `2.0.0 Ok: queued as ${id}`),
+          (id) => {
+            // The next transaction (or QUIT) has the whole idle period again.
+            this.limits.touch(session);
+            cb(null, `Ok: queued as ${id}`);
+          },
           (err) => cb(err),
         );
       },
     });
+    this.limits.attach(this.server);
     this.server.on('error', (err) => opts.log.warn({ err: err.message }, 'smtp connection error'));
-  }
-
-  private onMailFrom(address: { address: string; args: unknown }, _session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const args = (address.args ?? {}) as Record<string, string>;
-    const declared = Number(args.SIZE ?? 0);
-    if (declared > this.opts.maxMessageSize) {
-      return cb(reply(552, `5.3.4 Message size ${declared} exceeds the limit of ${this.opts.maxMessageSize} bytes`));
-    }
-    cb();
   }
 
   private onRcptTo(address: { address: string }, cb: (err?: Error | null) => void): void {
     if (!this.opts.recipients.has(address.address)) {
-      return cb(reply(550, `5.1.1 <${address.address}>: Recipient address rejected: not a helpdesk address`));
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '550' });
+      return cb(reply(550, `<${address.address}>: Recipient address rejected: not a helpdesk address`));
     }
     cb();
   }
 
   private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const raw = await readData(stream, this.opts.maxMessageSize);
-    if (!raw) throw reply(552, `5.3.4 Message exceeds the size limit of ${this.opts.maxMessageSize} bytes`);
+    if (!raw) {
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '552' });
+      throw reply(552, `Message exceeds the size limit of ${this.opts.maxMessageSize} bytes`);
+    }
     const env = session.envelope;
     const mailFrom = env.mailFrom === false ? null : env.mailFrom.address;
     try {
@@ -101,13 +135,20 @@ export class SmtpIntake {
         envelope: { mailFrom, rcptTo: env.rcptTo.map((r) => r.address.toLowerCase()), clientIp: session.remoteAddress, helo: session.hostNameAppearsAs },
       });
       this.lastMessageAt = new Date();
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '250' });
+      metrics.messageSize.observe({ channel: 'smtp' }, raw.length);
       this.opts.log.info({ inboxId: String(item.id), size: raw.length, from: mailFrom, rcpt: env.rcptTo.length }, 'message stored');
       this.opts.onStored?.(String(item.id));
       return String(item.id);
     } catch (err) {
       this.opts.log.error({ err: errorMessage(err) }, 'could not store message, answering 451');
-      throw reply(451, '4.3.0 Temporary failure storing the message, please try again later');
+      metrics.intakeReplies.inc({ channel: 'smtp', code: '451' });
+      throw reply(451, 'Temporary failure storing the message, please try again later');
     }
+  }
+
+  get listening(): boolean {
+    return this.server.server.listening;
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
@@ -122,6 +163,7 @@ export class SmtpIntake {
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.limits.close();
     this.writer.close();
   }
 }

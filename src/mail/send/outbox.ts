@@ -17,6 +17,8 @@ export interface OutboundDraft {
   from: string;
   to: string[];
   cc?: string[];
+  /** Who gets this copy, when not everyone in To and Cc (a personal copy with its own Reply-To). */
+  envelopeTo?: string[];
   replyTo?: string | null;
   subject: string;
   inReplyTo?: string | null;

@@ -5,7 +5,9 @@ import { type Claimed, QueueWorker, type Settlement, WorkQueue } from '../../db/
 import type { OutboxMail } from '../../db/models/outbox.ts';
 import type { Store } from '../../db/store.ts';
 import { errorMessage } from '../../errors/errors.ts';
+import type { LoopHealth } from '../../jobs/poll-loop.ts';
 import type { Logger } from '../../log/logger.ts';
+import { failureClass, metrics } from '../../log/metrics.ts';
 
 export interface OutboxWorkerOptions {
   store: Store;
@@ -47,7 +49,7 @@ function toMessage(mail: OutboxMail, dkim: OutboxWorkerOptions['dkim']): Mail.Op
     headers: mail.headers.map((h) => ({ key: h.key, value: h.value })),
     text: mail.text,
     html: mail.html ?? undefined,
-    envelope: { from: mail.envelopeFrom, to: [...mail.to, ...mail.cc] },
+    envelope: { from: mail.envelopeFrom, to: mail.envelopeTo?.length ? mail.envelopeTo : [...mail.to, ...mail.cc] },
     disableFileAccess: true,
     disableUrlAccess: true,
     ...(dkim ? { dkim: { ...dkim, headerFieldNames: SIGNED_HEADERS } } : {}),
@@ -124,6 +126,10 @@ export class OutboxWorker {
     this.relay?.close();
   }
 
+  health(): LoopHealth {
+    return this.worker.health();
+  }
+
   /** The redacted text and HTML to store, when redacting changed them (most mails carry no secret). */
   private redacted(mail: OutboxMail): { text?: string; html?: string | null } {
     const r = this.opts.redact?.(mail);
@@ -136,25 +142,30 @@ export class OutboxWorker {
     if (!this.relay) {
       const info = await this.capture.sendMail(toMessage(mail, this.opts.dkim));
       log.info({ to: mail.to }, 'mail captured (no relay configured)');
+      metrics.deliveryAttempts.inc({ result: 'captured', class: 'none' });
       return settle({ state: 'captured', raw: info.message as Buffer, sentAt: new Date() });
     }
     try {
       const info = await this.relay.sendMail(toMessage(mail, this.opts.dkim));
       log.info({ to: mail.to, response: info.response }, 'mail sent');
+      metrics.deliveryAttempts.inc({ result: 'sent', class: 'none' });
       return settle({ state: 'sent', response: info.response, sentAt: new Date(), lastError: null, ...this.redacted(mail) });
     } catch (err) {
       const message = errorMessage(err);
       const verdict = classifyFailure(err);
+      const failure = failureClass((err as { responseCode?: unknown }).responseCode);
       const delay = this.opts.backoffSeconds[attempt - 1];
       if (verdict === 'reject' || delay === undefined) {
         const reason = verdict === 'reject' ? message : `gave up after ${attempt} attempts: ${message}`;
         log.warn({ to: mail.to, err: reason }, 'mail failed');
+        metrics.deliveryAttempts.inc({ result: 'failed', class: failure });
         // Recorded on the ticket before the mail is settled: a crash in between tells it twice at most.
         await this.opts.onFailed?.({ ...mail, attempts: attempt }, reason);
         return settle({ state: 'failed', lastError: reason, ...this.redacted(mail) });
       }
       const retryAt = new Date(Date.now() + delay * 1000);
       log.info({ to: mail.to, err: message, retryInSeconds: delay }, 'mail deferred');
+      metrics.deliveryAttempts.inc({ result: 'deferred', class: failure });
       return settle({ lastError: message, dueAt: retryAt }, retryAt);
     }
   }

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// `npm run build` (also run by `npm install`): compiles src/ into dist/ with tsc, then writes
+// dist/.built, which the `helpgate` launcher compares with the sources' times to know whether
+// dist/ is current. dist/ is made anew, so a removed source leaves no stale module behind.
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = path.join(root, 'dist');
+const started = new Date();
+let tsc;
+try {
+  tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+} catch {
+  process.stderr.write('helpgate build: TypeScript is not installed (a production install has no dev dependencies); the image or package must ship dist/ already built\n');
+  process.exit(1);
+}
+rmSync(dist, { recursive: true, force: true });
+const run = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+if (run.status !== 0) {
+  rmSync(dist, { recursive: true, force: true });
+  process.stderr.write('helpgate build: tsc failed; `helpgate` runs from the sources (through tsx) until a build succeeds\n');
+  process.exit(run.status ?? 1);
+}
+writeFileSync(path.join(dist, '.built'), `${started.toISOString()}\n`);
+// The stamp's time is when the build began: a source saved during the build counts as newer.
+const { utimesSync } = await import('node:fs');
+utimesSync(path.join(dist, '.built'), started, started);
