@@ -235,6 +235,54 @@ test('inbox retry ID puts a quarantined message back and helpgate then processes
   const item = await until(() => h.hg.store.models.Inbox.findOne({ _id: id, state: 'done' }).lean<InboxItem>(), { what: 'the retried message to be processed', timeoutMs: 120_000 });
   t.is(item.ticketNumber, 100002);
   t.is(item.lastError, null);
+  // Recorded in the same audit log as a retry from the portal's Quarantine page.
+  t.like(await h.hg.store.models.OpsEvent.findOne({ action: 'inbox.retry' }).lean(), { channel: 'cli', outcome: 'applied', target: { kind: 'inbox', id } });
+});
+
+test('outbox show ID prints a captured mail decoded: its headers, its text and the links in it (--raw: the MIME source)', async (t) => {
+  const db = await database();
+  // No relay: the mail is captured, as in the Quick start.
+  const h = await startTestHelpgate(t, { db, env: { OUTBOUND_SMTP_URL: '' } });
+  await h.send({ from: 'Zoë Quelle <zoe@uni-cli.example>', to: HELPDESK, subject: 'Überweisung der Bilddaten – wie?', text: 'How do I transfer the image data?' });
+  const ack = await until(() => h.hg.store.models.Outbox.findOne({ kind: 'ack', state: 'captured' }, { raw: 0 }).lean<OutboxMail>(), { what: 'the captured acknowledgement', timeoutMs: 120_000 });
+  const env = cliDatabaseEnv(db);
+
+  const shown = await runCli(['outbox', 'show', String(ack._id)], { env });
+  t.is(shown.code, 0, shown.stderr);
+  const out = shown.stdout;
+  t.regex(out, new RegExp(`^outbound mail ${ack._id}: ack, captured, ticket \\[CIE#100001\\], queued \\S+, captured \\S+\\n`));
+  t.true(out.includes('\nSubject: [CIE#100001] Überweisung der Bilddaten – wie?\n'), out);
+  t.true(out.includes('\nTo: zoe@uni-cli.example\n'), out);
+  t.true(out.includes('\nAuto-Submitted: auto-replied\n'), out);
+  t.true(out.includes('thank you for contacting the Cancer Image Europe Helpdesk. Your request has been\nreceived and registered as ticket 100001:'), out);
+  t.true(out.endsWith('\nLinks in this mail:\n  [1] http://localhost:3000/tickets/100001\n'), out);
+  t.false(/=3D|=C3|=\r?\n|quoted-printable|base64/i.test(out), 'nothing left encoded');
+
+  const raw = await runCli(['outbox', 'show', String(ack._id), '--raw'], { env });
+  t.is(raw.code, 0, raw.stderr);
+  t.regex(raw.stdout, /^Content-Type: multipart\/alternative;/m);
+  t.regex(raw.stdout, /Subject: =\?UTF-8\?/, 'the source as it would have been sent');
+
+  const missing = await runCli(['outbox', 'show', 'ffffffffffffffffffffffff'], { env });
+  t.is(missing.code, 1);
+  t.is(missing.stderr, 'helpgate: outbound mail ffffffffffffffffffffffff not found\n');
+});
+
+test('outbox show with something that is no id says so at once (exit 64), without a database error', async (t) => {
+  const result = await runCli(['outbox', 'show', 'abc'], { env: await deadDatabaseEnv() });
+  t.is(result.code, 64);
+  t.is(result.stdout, '');
+  t.is(result.stderr, 'helpgate: "abc" is not an outbound mail id: ids are 24 hexadecimal digits, as `helpgate outbox` lists them\n');
+});
+
+test('a command with no helpgate on its data folder names the folder; with --start-database it says it started a database of its own', async (t) => {
+  const refused = await runCli(['tickets', 'list']);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^helpgate: no helpgate is running on the data folder \/\S+ \(HELPGATE_DATA_DIR; when unset, \.\/data of the folder the command runs in; .*run this command with the server's HELPGATE_DATA_DIR.*--start-database/);
+  const started = await runCli(['tickets', 'list', '--start-database']);
+  t.is(started.code, 0, started.stderr);
+  t.is(started.stdout, 'no tickets\n');
+  t.regex(started.stderr, /^helpgate: no helpgate runs on the data folder \/\S+: this command started a new, empty database \(.+\) for itself and stops it when done\n$/);
 });
 
 for (const [variable, value] of [

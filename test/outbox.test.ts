@@ -173,7 +173,8 @@ test('without a relay, mail is captured with its MIME and the CLI lists and show
   t.is(listed!.subject, '[CIE#100001] No relay here');
   t.false('raw' in listed!, 'the list leaves the MIME out');
 
-  const shown = (await cli('outbox', 'show', String(ackMail._id))).stdout;
+  // --raw: the MIME source as it would have been sent (without it, `show` prints the mail decoded; see cli.test.ts).
+  const shown = (await cli('outbox', 'show', String(ackMail._id), '--raw')).stdout;
   t.is(header(Buffer.from(shown), 'subject'), '[CIE#100001] No relay here');
   t.is(header(Buffer.from(shown), 'auto-submitted'), 'auto-replied');
   t.is(header(Buffer.from(shown), 'message-id'), ackMail.messageId);

@@ -62,14 +62,22 @@ const PAGES: { name: string; who: Who; path: () => string; heading: string | Reg
   { name: 'queue', who: 'agent', path: () => '/queue/first-line', heading: 'Queue of First Line Support' },
   { name: 'agent ticket', who: 'agent', path: () => `/tickets/${ticket}`, heading: 'Scanner export fails for a very long series description' },
   { name: 'agent not found', who: 'agent', path: () => '/no/such/page', heading: 'Page not found' },
+  { name: 'mail', who: 'agent', path: () => '/mail', heading: 'Mail' },
+  { name: 'mail message', who: 'agent', path: () => `/mail/${capturedMail}`, heading: /^\[CIE#\d+\]/ },
+  { name: 'held mail', who: 'agent', path: () => '/ops/held', heading: 'Held mail' },
+  { name: 'quarantine', who: 'agent', path: () => '/ops/quarantine', heading: 'Quarantine' },
+  { name: 'failed mail', who: 'agent', path: () => '/ops/failed-mail', heading: 'Failed mail' },
 ];
+/** A captured outbound mail (the acknowledgement of the ticket), for the Mail page's message view. */
+let capturedMail = '';
 
 test.before(async () => {
   // Only this run's screenshots, for a reviewer to page through.
   rmSync(path.join(projectRoot, 'test', 'screenshots', 'portal-layout'), { recursive: true, force: true });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  h = await startTestHelpgate(null, { portal: true, env: { HTTP_PORT: String(port), PUBLIC_URL: base } });
+  // Outbound mail captured (the Mail page exists then), and mail from strangers held (a row on Held mail).
+  h = await startTestHelpgate(null, { portal: true, env: { HTTP_PORT: String(port), PUBLIC_URL: base, OUTBOUND_SMTP_URL: '', UNBOUND_SENDERS: 'hold' } });
   browser = await startBrowser();
 });
 test.after.always(async () => {
@@ -140,6 +148,10 @@ test.serial('the sign-in flow fits a phone and a desktop; the affiliations LS AA
     messageId,
   });
   ticket = await ticketOf(h, messageId);
+  await h.send({ from: 'stranger@elsewhere.example', to: HELPDESK, subject: 'A question from someone not yet signed in', text: 'Hello.', messageId: `<layout-held-${Date.now()}@elsewhere.example>` });
+  const ack = await until(async () => h.hg.store.models.Outbox.findOne({ kind: 'ack', to: REQUESTER }, { _id: 1 }).lean<{ _id: unknown }>(), { what: 'the acknowledgement captured' });
+  capturedMail = String(ack._id);
+  await until(async () => (await h.inbox()).some((i) => i.state === 'held'), { what: 'the stranger’s mail held' });
   // The requester's list is written just after the ticket: wait for it as a person would.
   await until(async () => {
     await researcher.goto(base);

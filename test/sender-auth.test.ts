@@ -262,7 +262,8 @@ async function signedIn(username: string): Promise<Page> {
   await page.getByRole('button', { name: 'Sign in' }).click();
   const allow = page.getByRole('button', { name: 'Allow' });
   const yes = page.getByRole('button', { name: 'YES, Continue' });
-  const home = page.getByRole('heading', { name: 'My tickets' });
+  // People land on My tickets, agents on their queue.
+  const home = page.getByRole('heading', { name: /^(My tickets|Queue of )/ });
   for (;;) {
     const at = await firstOf(page, { allow, yes, home });
     if (at === 'home') return page;

@@ -18,7 +18,8 @@ export const USAGE = `Usage: helpgate <command> [options]
                               one ticket with its articles
   outbox [--json]             outbound mail and its state (captured mail included), and
                               the addresses whose mail bounced repeatedly
-  outbox show ID              print one outbound mail as sent (MIME)
+  outbox show ID [--raw]      one outbound mail decoded: headers, text, the links in it
+                              (--raw: the MIME source of a captured mail)
   outbox bounces [--json]     every address our mail hard-bounced from, with counts
   inbox [--json]              received messages and their processing state
   inbox retry ID              process a (quarantined) message again

@@ -9,6 +9,7 @@ import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, use
 import { inboxModel } from './models/inbox.ts';
 import { intakeModels } from './models/intake.ts';
 import { blobChunkModel, lockModel, queueModel, rateWindowModel, threadIdModel } from './models/misc.ts';
+import { opsEventModel } from './models/ops-event.ts';
 import { outboxModel } from './models/outbox.ts';
 import { ticketModel } from './models/ticket.ts';
 
@@ -42,6 +43,7 @@ function buildModels(conn: Connection) {
     Job: jobModel(conn),
     Secret: secretModel(conn),
     HardBounce: hardBounceModel(conn),
+    OpsEvent: opsEventModel(conn),
     ...intakeModels(conn),
   };
 }

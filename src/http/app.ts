@@ -12,6 +12,8 @@ import { RelyingParty } from './oidc.ts';
 import { accountRoutes } from './routes/account.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { authRoutes, loadViewer } from './routes/auth.ts';
+import { mailViewRoutes } from './routes/mail-view.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { ticketRoutes } from './routes/tickets.ts';
 import { probes, requestMetrics } from './probes.ts';
 import type { Readiness } from '../jobs/readiness.ts';
@@ -50,7 +52,7 @@ export function createPortalApp(opts: PortalOptions): Koa<PortalState> {
   });
   const assets = new StaticAssets(opts.webDir);
   const portal: Portal = { domain: opts.domain, config, log, rp, pages: new PageRenderer(opts.templatesDir, assets) };
-  const routers = [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal)];
+  const routers = [authRoutes(portal), ticketRoutes(portal), agentRoutes(portal), accountRoutes(portal), mailViewRoutes(portal), opsRoutes(portal)];
   /** Whether some page lives at this path (by any method): everything else is a 404, for anyone. */
   const known = (p: string) => routers.some((r) => r.match(p, 'GET').path.length > 0);
   const app = new Koa<PortalState>();

@@ -3,6 +3,7 @@ import type { Config } from '../config/load.ts';
 import type { DomainContext } from '../domain/context.ts';
 import type { Viewer } from '../domain/portal/access.ts';
 import type { Logger } from '../log/logger.ts';
+import { opsNavOf } from './ops-nav.ts';
 import type { RelyingParty } from './oidc.ts';
 import type { SessionState } from './session.ts';
 import type { PageRenderer } from './views.ts';
@@ -38,6 +39,8 @@ export function render(portal: Portal, ctx: PortalContext, name: string, data: R
     viewer: ctx.state.viewer ?? null,
     initials: initialsOf(ctx.state.viewer?.user.name ?? ''),
     flash: flash ?? null,
+    // The side bar's links to the Mail and operations pages (layout.eta).
+    opsNav: opsNavOf(portal.domain, portal.config, ctx.state.viewer),
     ...data,
   });
 }

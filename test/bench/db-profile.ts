@@ -63,6 +63,13 @@ export class DbProfile {
     return n;
   }
 
+  /** The write commands counted so far, by key (command, collection, filter shape). */
+  writeCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, e] of this.entries) if (/^(insert|update|delete|findAndModify|bulkWrite) /.test(key)) out.set(key, e.count);
+    return out;
+  }
+
   /** Forgets what was counted so far (commands in flight are still counted when they end). */
   reset(): void {
     this.entries.clear();

@@ -212,6 +212,8 @@ export interface SingleFigures {
   writes: number[];
   /** Outbound mails each caused (acknowledgement and notifications). */
   outbound: number[];
+  /** The write commands of the last single mail, by kind (for --profile). */
+  lastWrites: [string, number][];
   failures: string[];
   /** Mails not sent because the budget ran out. */
   skipped: number;
@@ -225,7 +227,7 @@ export interface SingleFigures {
  */
 export function measureSingles(env: PhaseEnv, mails: BenchMail[], budgetMs: number): Promise<SingleFigures> {
   return withHelpgate(env, 'single', async (hg, relay) => {
-    const out: SingleFigures = { ackLatency: [], articleLatency: [], writes: [], outbound: [], failures: [], skipped: 0 };
+    const out: SingleFigures = { ackLatency: [], articleLatency: [], writes: [], outbound: [], lastWrites: [], failures: [], skipped: 0 };
     const { Article, Outbox } = hg.store.models;
     const endAt = nowMs() + budgetMs;
     const conn = await Connection.open(hg.smtp.port);
@@ -236,6 +238,7 @@ export function measureSingles(env: PhaseEnv, mails: BenchMail[], budgetMs: numb
           break;
         }
         const writesBefore = env.profile.writes();
+        const kindsBefore = env.profile.writeCounts();
         const relayFrom = relay.received;
         const sent = await conn.send(mail, HELPDESK);
         if (sent.code !== 250) {
@@ -248,6 +251,7 @@ export function measureSingles(env: PhaseEnv, mails: BenchMail[], budgetMs: numb
           continue;
         }
         out.writes.push(env.profile.writes() - writesBefore);
+        out.lastWrites = [...env.profile.writeCounts()].map(([k, n]): [string, number] => [k, n - (kindsBefore.get(k) ?? 0)]).filter(([, n]) => n > 0);
         out.outbound.push(relay.received - relayFrom);
         const article = await Article.findOne({ messageId: mail.messageId }, { _id: 1, createdAt: 1 }).lean<{ _id: Types.ObjectId; createdAt: Date }>();
         if (article) out.articleLatency.push(article.createdAt.getTime() - sent.repliedAt);

@@ -52,6 +52,7 @@ export function engineDetails(r: EngineResult, ceiling: Ceiling, count: number, 
     ...r.children.map((c) => `  peak RSS of ${c.name.padEnd(20)} ${c.mb.toFixed(0)} MB`),
   ];
   if (p.commands.length) lines.push(`  database commands of the pipeline run (top by total time; /msg = per mail sent in)`, ...p.commands);
+  if (p.commands.length && s.lastWrites.length) lines.push('  write commands of the last single new-ticket mail', ...s.lastWrites.map(([k, n]) => `  ${k.padEnd(52)} ${String(n).padStart(3)}`));
   return lines;
 }
 

@@ -1,13 +1,16 @@
+import os from 'node:os';
 import type { Config } from '../../config/load.ts';
 import { toBuffer } from '../../db/blobs.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { OutboxMail } from '../../db/models/outbox.ts';
-import { NotFoundError } from '../../errors/errors.ts';
-import { retryInboxItem } from '../../domain/ingest/worker.ts';
+import { HelpgateError, NotFoundError } from '../../errors/errors.ts';
+import { retryAndRecord } from '../../domain/ops/quarantine.ts';
 import { findTicketByNumber, listTickets, ticketArticles } from '../../domain/tickets.ts';
 import { ticketEvents } from '../../domain/engine/transition.ts';
 import { REPEATED_BOUNCES, repeatedlyBouncing, type BounceHistory } from '../../domain/outbound/hard-bounces.ts';
+import { linksIn } from '../../mail/parse/readable.ts';
 import { formatTag } from '../../mail/parse/subject.ts';
+import { isOutboxId, outboxMail, readOutboxMail } from '../../mail/send/outbox-admin.ts';
 import { openCliSession, type CliSession } from '../db-access.ts';
 import { UsageError } from '../usage.ts';
 
@@ -18,6 +21,17 @@ async function withSession<T>(config: Config, fn: (s: CliSession) => Promise<T>)
   } finally {
     await session.close();
   }
+}
+
+/** Who runs a command, for the audit log: the system account and host (there is no sign-in here). */
+function cliActor() {
+  let user = 'unknown user';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry for this uid (some containers): the host still says where it came from
+  }
+  return { address: null, name: `${user}@${os.hostname()}`, sub: null };
 }
 
 function print(value: unknown): void {
@@ -90,15 +104,22 @@ export async function ticketsCommand(args: string[], config: Config): Promise<nu
 
 export async function outboxCommand(args: string[], config: Config): Promise<number> {
   const json = args.includes('--json');
-  const [sub, id] = args.filter((a) => a !== '--json');
+  const raw = args.includes('--raw');
+  const [sub, id] = args.filter((a) => a !== '--json' && a !== '--raw');
+  if (sub === 'show') {
+    if (!id) throw new UsageError('outbox show needs an id');
+    // Checked before the database is reached: a typo is answered at once, not by the driver.
+    if (!isOutboxId(id)) throw new HelpgateError('usage', `"${id}" is not an outbound mail id: ids are 24 hexadecimal digits, as \`helpgate outbox\` lists them`);
+  }
   return withSession(config, async ({ store, ctx }) => {
     const { Outbox } = store.models;
     if (sub === 'show') {
-      if (!id) throw new UsageError('outbox show needs an id');
-      const mail = await Outbox.findById(id).lean<OutboxMail>();
-      if (!mail) throw new NotFoundError('outbound mail', id);
-      if (mail.raw) process.stdout.write(toBuffer(mail.raw).toString('utf8'));
-      else process.stdout.write(`Subject: ${mail.subject}\nTo: ${mail.to.join(', ')}\nState: ${mail.state}\n\n${mail.text}\n`);
+      const mail = await outboxMail(store, id!);
+      if (!mail) throw new NotFoundError('outbound mail', id!);
+      if (raw) {
+        if (!mail.raw) throw new HelpgateError('not_found', `outbound mail ${id} keeps no MIME source (only captured mail does): leave out --raw`);
+        process.stdout.write(toBuffer(mail.raw).toString('utf8'));
+      } else process.stdout.write(await showOutboxMail(mail, config));
       return 0;
     }
     if (sub === 'bounces') {
@@ -132,14 +153,36 @@ function bounceTable(history: BounceHistory[]): void {
   table([['ADDRESS', 'HARD BOUNCES', 'LAST', 'LAST STATUS'], ...history.map((h) => [h.address, String(h.count), iso(h.lastAt), `${h.lastStatus}${h.lastDiagnostic ? ` ${h.lastDiagnostic}` : ''}`])]);
 }
 
+/**
+ * One outbound mail for a person to read: what helpgate knows of it, then the mail decoded
+ * (headers, text, links, attachments), not its quoted-printable MIME. Captured mail is decoded
+ * from the message kept; other mail is shown from what was queued.
+ */
+async function showOutboxMail(mail: OutboxMail, config: Config): Promise<string> {
+  const lines = [
+    `outbound mail ${mail._id}: ${mail.kind}, ${mail.state}${mail.ticketNumber ? `, ticket ${formatTag(config.ticketPrefix, mail.ticketNumber)}` : ''}, queued ${iso(mail.createdAt)}${mail.sentAt ? `, ${mail.state === 'captured' ? 'captured' : 'sent'} ${iso(mail.sentAt)}` : ''}`,
+  ];
+  if (mail.lastError) lines.push(`last error: ${mail.lastError}`);
+  const readable = await readOutboxMail(mail);
+  const headers = readable ? readable.headers.map((h) => [h.name, h.value]) : [['From', mail.from], ['To', mail.to.join(', ')], ...(mail.cc.length ? [['Cc', mail.cc.join(', ')]] : []), ['Subject', mail.subject], ['Date', new Date(mail.date).toUTCString()], ['Message-ID', mail.messageId]];
+  const text = readable?.text ?? mail.text;
+  const links = readable?.links ?? linksIn(mail.text, mail.html);
+  lines.push('', ...headers.map(([k, v]) => `${k}: ${v}`), '', text.replace(/\n+$/, ''));
+  if (links.length) lines.push('', 'Links in this mail:', ...links.map((l, i) => `  [${i + 1}] ${l}`));
+  if (readable?.attachments.length) lines.push('', 'Attachments:', ...readable.attachments.map((a) => `  ${a.filename ?? '(unnamed)'} ${a.contentType} ${a.size} bytes`));
+  return `${lines.join('\n')}\n`;
+}
+
 export async function inboxCommand(args: string[], config: Config): Promise<number> {
   const json = args.includes('--json');
   const [sub, id] = args.filter((a) => a !== '--json');
   return withSession(config, async ({ store, ctx }) => {
     if (sub === 'retry') {
       if (!id) throw new UsageError('inbox retry needs an id');
-      const item = await retryInboxItem(ctx, id);
-      process.stdout.write(`${item._id} queued again\n`);
+      // The same retry as the portal's Quarantine page, recorded in the same audit log.
+      const result = await retryAndRecord(ctx, cliActor(), 'cli', id, { onlyQuarantined: false });
+      if (!result.ok) throw new NotFoundError('inbox item', id);
+      process.stdout.write(`${id} queued again\n`);
       return 0;
     }
     if (sub !== undefined) throw new UsageError(`inbox: unknown subcommand "${sub}"`);

@@ -6,7 +6,13 @@ import { stopOnSignal } from '../until-signal.ts';
 export function banner(hg: Helpgate): string {
   const c = hg.config;
   const db = hg.database.engine === 'external' ? `MongoDB at ${redact(hg.database.uri)}` : `${hg.database.label} (embedded) at ${hg.database.uri}, data in ${c.dataDir}`;
-  const outbound = c.outboundSmtpUrl ? `relay ${redact(c.outboundSmtpUrl)}` : 'captured in the database (no OUTBOUND_SMTP_URL): `npx helpgate outbox`';
+  const outbound = c.outboundSmtpUrl
+    ? `relay ${redact(c.outboundSmtpUrl)}`
+    : `captured in the database (no OUTBOUND_SMTP_URL): ${hg.portal ? `the portal's Mail page ${c.publicUrl}/mail, or ` : ''}\`npx helpgate outbox\``;
+  const senders =
+    c.unboundSenders === 'hold'
+      ? `held until the sender signs in with the link we answer with (UNBOUND_SENDERS=hold, kept ${c.holdDays} days)`
+      : 'accepted: mail from any address opens a ticket (UNBOUND_SENDERS=accept)';
   const units = c.units.map((u) => `    ${u.entry ? '*' : ' '} ${u.key.padEnd(18)} ${u.name} <${u.address}> (${u.members.length} member${u.members.length === 1 ? '' : 's'})`);
   return [
     'helpgate is running',
@@ -18,6 +24,7 @@ export function banner(hg: Helpgate): string {
     `  Database      ${db}`,
     `  Outbound mail ${outbound}`,
     `  Senders       ${senderMode(c)}`,
+    `  Unknown senders ${senders}`,
     ...(hg.portal ? [`  Portal        ${c.publicUrl}  (listening on ${hg.portal.url})`, `  Health        ${hg.portal.url}/healthz (alive), ${hg.portal.url}/readyz (ready)`] : []),
     `  Metrics       ${hg.metricsServer ? `${hg.metricsServer.url}/metrics` : c.metrics.token && hg.portal ? `${hg.portal.url}/metrics (with METRICS_TOKEN)` : 'off (set METRICS_PORT, or METRICS_TOKEN for the portal)'}`,
     ...(hg.devAai

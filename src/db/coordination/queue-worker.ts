@@ -59,8 +59,9 @@ export class QueueWorker<T extends { _id: unknown }> {
     const renewal = setInterval(() => {
       if (running.size) queue.renew([...running], now()).catch((err: unknown) => this.opts.onError(err));
     }, queue.leaseMs / 3);
-    // With settleEach, what finishes is settled at once, grouped: the items that finish while one
-    // settlement is being written go together in the next. Else the batch is settled at its end.
+    // With settleEach, what finishes is settled soon, grouped: the items that finish together (see
+    // settleSoon) or while one settlement is being written go in one write. Else the batch is
+    // settled at its end.
     const finished: Settlement[] = [];
     let settling: Promise<void> | null = null;
     let failure: unknown = null;
@@ -76,24 +77,42 @@ export class QueueWorker<T extends { _id: unknown }> {
         });
       return settling;
     };
+    // What finishes within SETTLE_TOGETHER_MS of the first unsettled item (or with the last of
+    // the batch) is settled in one write: a lone mail's few outbound mails, sent side by side,
+    // cost one settlement instead of one per finishing order.
+    let together: NodeJS.Timeout | null = null;
+    const settleSoon = () => {
+      if (!running.size) {
+        if (together) clearTimeout(together);
+        together = null;
+        void flush();
+      } else {
+        together ??= setTimeout(() => {
+          together = null;
+          void flush();
+        }, SETTLE_TOGETHER_MS);
+      }
+    };
     let outcomes: PromiseSettledResult<Settlement>[];
     try {
       outcomes = await Promise.allSettled(
         claimed.map(async (c) => {
+          let settlement: Settlement | null = null;
           try {
-            const settlement = await this.opts.handle(c);
-            if (this.opts.settleEach) {
-              finished.push(settlement);
-              void flush();
-            }
+            settlement = await this.opts.handle(c);
             return settlement;
           } finally {
             running.delete(c.doc._id);
+            if (this.opts.settleEach) {
+              if (settlement) finished.push(settlement);
+              if (finished.length) settleSoon();
+            }
           }
         }),
       );
     } finally {
       clearInterval(renewal);
+      if (together) clearTimeout(together);
     }
     outcomes.forEach((o) => {
       if (o.status === 'rejected') this.opts.onError(o.reason);
@@ -128,3 +147,5 @@ export class QueueWorker<T extends { _id: unknown }> {
 }
 
 const SETTLE_ATTEMPTS = 3;
+/** How long a finished item waits for the others of its batch before it is settled alone. */
+const SETTLE_TOGETHER_MS = 50;

@@ -42,6 +42,8 @@ export const inboxSchema = new Schema(
     note: { type: String, default: null },
     /** The sender address a held (or expired) item waits under (see db/models/held.ts). */
     heldAddress: { type: String, default: null },
+    /** Held mail an agent released as a ticket (their address): ingest no longer holds it. */
+    releasedBy: { type: String, default: null },
   },
   { timestamps: true, collection: 'inbox' },
 );
@@ -64,6 +66,7 @@ export interface InboxItem {
   articleId: Types.ObjectId | null;
   note: string | null;
   heldAddress: string | null;
+  releasedBy?: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

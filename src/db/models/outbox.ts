@@ -3,9 +3,10 @@ import { Schema, type Connection, type Types } from 'mongoose';
 /**
  * queued: waiting to be sent (or retried); sent: accepted by the relay; captured: kept locally (no
  * relay); failed: given up, or reported undeliverable to a recipient by a delivery status
- * notification after the relay took it (see `bounces`); delayed: reported delayed by one.
+ * notification after the relay took it (see `bounces`); cancelled: failed, and an agent decided
+ * it is not to be sent again; delayed: reported delayed by a delivery status notification.
  */
-export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed', 'delayed'] as const;
+export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed', 'cancelled', 'delayed'] as const;
 
 const headerSchema = new Schema({ key: { type: String, required: true }, value: { type: String, required: true } }, { _id: false });
 

@@ -14,9 +14,9 @@ import { findToken, spendToken } from './tokens.ts';
 
 const DAY = 86_400_000;
 /** How long a release or an expiry run keeps an address to itself. */
-const ADDRESS_LOCK_MS = 60_000;
+export const ADDRESS_LOCK_MS = 60_000;
 /** How long a release waits for a running expiry (or another release) of the same address. */
-const RELEASE_WAIT_MS = 10_000;
+export const RELEASE_WAIT_MS = 10_000;
 
 /** `released`: how many held mails are now on their way to become tickets. */
 export type ReleaseResult = { ok: true; address: string; released: number } | { ok: false; reason: 'unknown' | 'used' | 'expired' | 'taken' };

@@ -248,7 +248,8 @@ async function identifySender(
 ): Promise<{ sub: string | null } | IngestOutcome> {
   const { sender } = input;
   const sub = sender?.address ? await userForAddress(ctx, sender.address) : null;
-  if (sub || !input.opensTicket || ctx.config.unboundSenders !== 'hold') return { sub };
+  // Held mail an agent released (ops page) opens its ticket like mail from a known sender's.
+  if (sub || !input.opensTicket || ctx.config.unboundSenders !== 'hold' || input.item.releasedBy) return { sub };
   if (!sender?.address) return { kind: 'ignored', note: 'no sender address: mail from unbound senders is held, and this one names nobody' };
   if (ctx.units.isAgent(sender.address)) return { sub: null };
   const hold = await holdMail(ctx, { item: input.item, mail: input.mail, sender, automated: input.automated });
