@@ -5,6 +5,8 @@ import { resolveDatabase, type DatabaseServer } from './db/embedded.ts';
 import { openStore, type Store } from './db/store.ts';
 import { createDomainContext, type DomainContext } from './domain/context.ts';
 import { recordDeliveryFailure } from './domain/delivery.ts';
+import { redactLinkTokens } from './domain/identity/tokens.ts';
+import { dkimSigning } from './domain/outbound/dkim.ts';
 import { IngestWorker } from './domain/ingest/worker.ts';
 import { createLogger, type Logger } from './log/logger.ts';
 import { SmtpIntake } from './mail/receive/smtp.ts';
@@ -99,6 +101,12 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
   const composer = new MailComposer(path.join(projectRoot, 'templates'));
 
   let ctx!: DomainContext;
+  // A DKIM key file that cannot be used stops the start, before anything listens.
+  const dkim = await dkimSigning(store, config).catch(async (err: unknown) => {
+    await store.close();
+    if (ownsDatabase) await database.stop();
+    throw err;
+  });
   const outbox = new OutboxWorker({
     store,
     log,
@@ -106,6 +114,8 @@ export async function startHelpgate(config: Config, opts: StartOptions = {}): Pr
     backoffSeconds: config.outbox.backoffSeconds,
     leaseSeconds: config.outbox.leaseSeconds,
     onFailed: (mail, error) => recordDeliveryFailure(ctx, mail, error),
+    dkim,
+    redact: redactLinkTokens,
   });
   ctx = createDomainContext({ store, config, log, composer, mailQueued: () => outbox.kick(), ...(opts.now ? { now: opts.now } : {}), ...(opts.dns ? { dns: opts.dns } : {}) });
   const ingest = new IngestWorker(ctx);

@@ -23,14 +23,15 @@ const commands: Record<string, () => Promise<Command>> = {
   import: async () => (await import('./commands/dump.ts')).importCommand,
   gdpr: async () => (await import('./commands/gdpr.ts')).gdprCommand,
   tools: async () => (await import('./commands/tools.ts')).toolsCommand,
+  dkim: async () => (await import('./commands/dkim.ts')).dkimCommand,
   'dev-aai': async () => (await import('./commands/dev-aai.ts')).devAaiCommand,
 };
 
 /** Commands that print records; each has done its work before it prints. */
-const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status']);
+const PRINTERS = new Set(['parse', 'tickets', 'outbox', 'inbox', 'status', 'dkim']);
 
 /** Commands that use a database and may be allowed to start the data folder's engine. */
-const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import', 'gdpr']);
+const DATABASE_COMMANDS = new Set(['ingest', 'tickets', 'outbox', 'inbox', 'status', 'export', 'import', 'gdpr', 'dkim']);
 
 /**
  * `helpgate tickets list | head`: once the reader has what it wants it closes the pipe, and the

@@ -16,9 +16,11 @@ export const USAGE = `Usage: helpgate <command> [options]
   tickets list [--json]       the newest tickets
   tickets show NUMBER [--json]
                               one ticket with its articles
-  outbox [--json]             outbound mail and its state (captured mail included)
+  outbox [--json]             outbound mail and its state (captured mail included), and
+                              the addresses whose mail bounced repeatedly
   outbox show ID [--raw]      one outbound mail decoded: headers, text, the links in it
                               (--raw: the MIME source of a captured mail)
+  outbox bounces [--json]     every address our mail hard-bounced from, with counts
   inbox [--json]              received messages and their processing state
   inbox retry ID              process a (quarantined) message again
   status [--json]             each intake (SMTP, mailboxes, pipe): state, last message,
@@ -29,6 +31,7 @@ export const USAGE = `Usage: helpgate <command> [options]
                               identifier) as Account → Download my data gives it
   gdpr erase WHO [--dry-run]  erase a person's data now (see docs/privacy.md); with
                               --dry-run, only say what would be erased
+  dkim [--json]               the DNS records to publish: the DKIM key (TXT), SPF, DMARC
   tools ferretdb              build the embedded FerretDB now (otherwise on first start)
   dev-aai                     run the dev LS AAI stand-in alone (DEV_AAI_HOST:DEV_AAI_PORT)
                               and print its issuer and test users

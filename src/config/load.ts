@@ -68,6 +68,8 @@ export interface Config {
   readonly logLevel: string;
   readonly timers: Timers;
   readonly replyTokenSecret: string | null;
+  /** DKIM signing of outbound mail: keyFile null = the key kept in the database. */
+  readonly dkim: { readonly keyFile: string | null; readonly selector: string; readonly domain: string };
   readonly timerIntervalSeconds: number;
   readonly units: readonly SupportUnit[];
   readonly entryUnit: SupportUnit;
@@ -160,6 +162,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     timers: parsedFile.data.timers,
     replyTokenSecret: e.REPLY_TOKEN_SECRET ?? null,
+    dkim: { keyFile: e.DKIM_PRIVATE_KEY_FILE ? path.resolve(e.DKIM_PRIVATE_KEY_FILE) : null, selector: e.DKIM_SELECTOR, domain: e.DKIM_DOMAIN ?? domain },
     timerIntervalSeconds: e.TIMER_INTERVAL_SECONDS,
     units,
     entryUnit: units.find((u) => u.entry)!,

@@ -104,6 +104,22 @@ export const envSchema = z.object({
   ERASURE_GRACE_DAYS: z.coerce.number().int().min(0).default(30),
   /** Key of the HMAC in agents' reply addresses; default: one made at first start and kept in the database. */
   REPLY_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
+  /** DKIM signing of outbound mail: a PEM private key file; default: a 2048-bit key made at first start and kept in the database. */
+  DKIM_PRIVATE_KEY_FILE: z.string().trim().min(1).optional(),
+  /** The selector of the DKIM key: its public key is published at <selector>._domainkey.<domain> (`helpgate dkim`). */
+  DKIM_SELECTOR: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'a DNS label such as helpgate or 2026a')
+    .default('helpgate'),
+  /** The signing domain (d=); default: the helpdesk address's domain. Must be it or a parent of it for DMARC alignment. */
+  DKIM_DOMAIN: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'a domain name such as example.org')
+    .optional(),
   /** How often each process looks for due timers. */
   TIMER_INTERVAL_SECONDS: positiveInt.default(60),
   IMAP_LEASE_SECONDS: positiveInt.default(60),

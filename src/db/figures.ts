@@ -11,7 +11,7 @@ export interface FigureOptions {
 }
 
 const INBOX_STATES = ['pending', 'done', 'ignored', 'held', 'expired', 'quarantined'];
-const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed'];
+const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed', 'cancelled', 'delayed'];
 
 /**
  * The figures the metrics read from the database, for one scrape: counts by state (one count

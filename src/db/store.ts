@@ -2,6 +2,7 @@ import mongoose, { type Connection } from 'mongoose';
 import { StoreUnavailableError } from '../errors/errors.ts';
 import { BlobStore } from './blobs.ts';
 import { articleModel } from './models/article.ts';
+import { hardBounceModel } from './models/bounce.ts';
 import { jobModel, secretModel, ticketEventModel } from './models/engine.ts';
 import { heldMailModel, heldSenderModel } from './models/held.ts';
 import { addressBindingModel, mailTokenModel, sessionModel, ticketListModel, userModel } from './models/identity.ts';
@@ -42,6 +43,7 @@ function buildModels(conn: Connection) {
     TicketEvent: ticketEventModel(conn),
     Job: jobModel(conn),
     Secret: secretModel(conn),
+    HardBounce: hardBounceModel(conn),
     OpsEvent: opsEventModel(conn),
     ...intakeModels(conn),
     ErasureRequest: erasureRequestModel(conn),

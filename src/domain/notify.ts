@@ -6,6 +6,7 @@ import { enqueueMails, isQueued, messageIdFor, type Enqueued, type OutboundDraft
 import type { DomainContext } from './context.ts';
 import { withinRateLimit } from './rate-limit.ts';
 import { replyAddressFor } from './engine/reply-tokens.ts';
+import { withBounceAddresses } from './outbound/verp.ts';
 import { registerThreadIds } from './tickets.ts';
 
 const HOUR = 3600_000;
@@ -96,7 +97,7 @@ export function draftMail(ctx: DomainContext, ticket: Ticket, article: Article |
  * that caused them), in one more write.
  */
 export async function sendMails(ctx: DomainContext, ticket: Ticket, drafts: OutboundDraft[], alsoThreadIds: (string | null)[] = []): Promise<Enqueued[]> {
-  const enqueued = await enqueueMails(ctx.store, ctx.config.helpdesk.domain, drafts);
+  const enqueued = await enqueueMails(ctx.store, ctx.config.helpdesk.domain, await withBounceAddresses(ctx, drafts));
   await registerThreadIds(ctx, ticket, [...alsoThreadIds.map((id) => ({ id, ours: false })), ...enqueued.map((e) => ({ id: e.mail.messageId, ours: true }))]);
   if (enqueued.some((e) => e.created)) ctx.mailQueued();
   return enqueued;

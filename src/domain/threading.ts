@@ -38,6 +38,13 @@ async function ticketByReferences(ctx: DomainContext, mail: Pick<ParsedMessage, 
   return ctx.store.models.Ticket.findById(found.ticketId).lean<Ticket>();
 }
 
+/** Whether the mail's In-Reply-To or References name a mail we sent. */
+export async function repliesToOurMail(ctx: DomainContext, mail: Pick<ParsedMessage, 'inReplyTo' | 'references'>): Promise<boolean> {
+  const ids = [...new Set([mail.inReplyTo, ...mail.references].filter((x): x is string => !!x))].slice(0, 100);
+  const found = await findByIds<{ ours?: boolean }>(ctx.store.models.ThreadId, ids, { projection: { ours: 1 } });
+  return found.some((d) => d.ours);
+}
+
 export type SenderRole = 'requester' | 'agent' | 'participant' | 'stranger';
 
 export function senderRole(ctx: DomainContext, ticket: Ticket, sender: string): SenderRole {

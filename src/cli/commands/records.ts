@@ -7,6 +7,7 @@ import { HelpgateError, NotFoundError } from '../../errors/errors.ts';
 import { retryAndRecord } from '../../domain/ops/quarantine.ts';
 import { findTicketByNumber, listTickets, ticketArticles } from '../../domain/tickets.ts';
 import { ticketEvents } from '../../domain/engine/transition.ts';
+import { REPEATED_BOUNCES, repeatedlyBouncing, type BounceHistory } from '../../domain/outbound/hard-bounces.ts';
 import { linksIn } from '../../mail/parse/readable.ts';
 import { formatTag } from '../../mail/parse/subject.ts';
 import { isOutboxId, outboxMail, readOutboxMail } from '../../mail/send/outbox-admin.ts';
@@ -110,7 +111,7 @@ export async function outboxCommand(args: string[], config: Config): Promise<num
     // Checked before the database is reached: a typo is answered at once, not by the driver.
     if (!isOutboxId(id)) throw new HelpgateError('usage', `"${id}" is not an outbound mail id: ids are 24 hexadecimal digits, as \`helpgate outbox\` lists them`);
   }
-  return withSession(config, async ({ store }) => {
+  return withSession(config, async ({ store, ctx }) => {
     const { Outbox } = store.models;
     if (sub === 'show') {
       const mail = await outboxMail(store, id!);
@@ -121,17 +122,35 @@ export async function outboxCommand(args: string[], config: Config): Promise<num
       } else process.stdout.write(await showOutboxMail(mail, config));
       return 0;
     }
+    if (sub === 'bounces') {
+      const history = await repeatedlyBouncing(ctx, 1);
+      if (json) print(history);
+      else if (!history.length) process.stdout.write('no hard bounces\n');
+      else bounceTable(history);
+      return 0;
+    }
     if (sub !== undefined) throw new UsageError(`outbox: unknown subcommand "${sub}"`);
     const mails = await Outbox.find({}, { raw: 0 }).sort({ createdAt: -1 }).limit(500).lean<OutboxMail[]>();
     if (json) print(mails);
     else if (!mails.length) process.stdout.write('outbox is empty\n');
     else
       table([
-        ['ID', 'STATE', 'KIND', 'CREATED', 'TO', 'SUBJECT'],
-        ...mails.map((m) => [String(m._id), m.state, m.kind, iso(m.createdAt), m.to.join(','), m.subject]),
+        ['ID', 'STATE', 'KIND', 'CREATED', 'TO', 'SUBJECT', 'NOTE'],
+        ...mails.map((m) => [String(m._id), m.state, m.kind, iso(m.createdAt), m.to.join(','), m.subject, m.lastError ?? '']),
       ]);
+    if (!json) {
+      const repeated = await repeatedlyBouncing(ctx);
+      if (repeated.length) {
+        process.stdout.write(`\naddresses whose mail bounced ${REPEATED_BOUNCES} times or more (all: helpgate outbox bounces):\n`);
+        bounceTable(repeated);
+      }
+    }
     return 0;
   });
+}
+
+function bounceTable(history: BounceHistory[]): void {
+  table([['ADDRESS', 'HARD BOUNCES', 'LAST', 'LAST STATUS'], ...history.map((h) => [h.address, String(h.count), iso(h.lastAt), `${h.lastStatus}${h.lastDiagnostic ? ` ${h.lastDiagnostic}` : ''}`])]);
 }
 
 /**

@@ -2,11 +2,26 @@ import { Schema, type Connection, type Types } from 'mongoose';
 
 /**
  * queued: waiting to be sent (or retried); sent: accepted by the relay; captured: kept locally (no
- * relay); failed: given up; cancelled: failed, and an agent decided it is not to be sent again.
+ * relay); failed: given up, or reported undeliverable to a recipient by a delivery status
+ * notification after the relay took it (see `bounces`); cancelled: failed, and an agent decided
+ * it is not to be sent again; delayed: reported delayed by a delivery status notification.
  */
-export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed', 'cancelled'] as const;
+export const OUTBOX_STATES = ['queued', 'sent', 'captured', 'failed', 'cancelled', 'delayed'] as const;
 
 const headerSchema = new Schema({ key: { type: String, required: true }, value: { type: String, required: true } }, { _id: false });
+
+/** What a delivery status notification said about one recipient of the mail. */
+const bounceReportSchema = new Schema(
+  {
+    address: { type: String, required: true },
+    action: { type: String, required: true },
+    status: { type: String, required: true },
+    diagnostic: { type: String, default: null },
+    reportingMta: { type: String, default: null },
+    at: { type: Date, required: true },
+  },
+  { _id: false },
+);
 
 export const outboxSchema = new Schema(
   {
@@ -42,12 +57,25 @@ export const outboxSchema = new Schema(
     raw: { type: Buffer, default: null },
     /** Its text, HTML and MIME copy were removed (retention rules, or an erasure): when and why. */
     contentRemoved: { type: new Schema({ at: Date, reason: String }, { _id: false }), default: null },
+    /** Delivery status notifications received for this mail, one entry per recipient (the latest). */
+    bounces: { type: [bounceReportSchema], default: [] },
   },
   { timestamps: true, collection: 'outbox' },
 );
 outboxSchema.index({ key: 1 }, { unique: true });
 outboxSchema.index({ state: 1, dueAt: 1 });
 outboxSchema.index({ createdAt: -1 });
+// A bounce that names only the Message-ID of the mail it returns (domain/ingest/bounces.ts).
+outboxSchema.index({ messageId: 1 });
+
+export interface BounceReport {
+  address: string;
+  action: string;
+  status: string;
+  diagnostic: string | null;
+  reportingMta: string | null;
+  at: Date;
+}
 
 export interface OutboxMail {
   _id: Types.ObjectId;
@@ -78,6 +106,7 @@ export interface OutboxMail {
   sentAt: Date | null;
   raw: Buffer | null;
   contentRemoved?: { at: Date; reason: string } | null;
+  bounces?: BounceReport[];
   createdAt: Date;
   updatedAt: Date;
 }

@@ -75,3 +75,6 @@ export async function isValidReplyToken(ctx: DomainContext, ticket: { _id: unkno
   const given = Buffer.from(token.toLowerCase());
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
+
+/** The same key, for the helpdesk's other addresses that must not be forged (bounce addresses: outbound/verp.ts). */
+export const addressKey = keyOf;

@@ -1,7 +1,8 @@
 import { LOOP_HEADER } from '../../mail/parse/automated.ts';
-import { enqueueMail, type Enqueued } from '../../mail/send/outbox.ts';
+import { enqueueMail, outboxIdFor, type Enqueued } from '../../mail/send/outbox.ts';
 import type { DomainContext } from '../context.ts';
 import { formatAddress } from '../notify.ts';
+import { bounceAddressFor } from '../outbound/verp.ts';
 
 export interface Notice {
   /** Idempotency key: the same key queues one mail however often it is sent. */
@@ -28,7 +29,7 @@ export async function sendNotice(ctx: DomainContext, notice: Notice): Promise<En
   const enq = await enqueueMail(ctx.store, helpdesk.domain, {
     key: notice.key,
     kind: notice.kind,
-    envelopeFrom: helpdesk.address,
+    envelopeFrom: await bounceAddressFor(ctx, outboxIdFor(notice.key)),
     from: formatAddress(helpdesk.name, helpdesk.address),
     to: [notice.to],
     replyTo: helpdesk.address,

@@ -67,3 +67,14 @@ export async function spendToken(ctx: DomainContext, doc: MailToken, by: string)
   await MailToken.updateOne({ _id: doc._id }, { $set: { usedAt: now, usedBy: by } });
   return 'spent';
 }
+
+/** A token in a link of a mail we wrote: `?token=…` or `&token=…` (also `&amp;token=…` in HTML). */
+const LINK_TOKEN = /([?&;]token=)[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
+
+/**
+ * A sent mail's stored text and HTML with the tokens of its links replaced by "[redacted]": once
+ * the relay has the mail, the database keeps no usable link (the tokens themselves only as hashes).
+ */
+export function redactLinkTokens(mail: { text: string; html: string | null }): { text: string; html: string | null } {
+  return { text: mail.text.replace(LINK_TOKEN, '$1[redacted]'), html: mail.html?.replace(LINK_TOKEN, '$1[redacted]') ?? null };
+}

@@ -10,7 +10,7 @@ import { userForAddress } from '../identity/bindings.ts';
 import { holdMail } from '../identity/hold.ts';
 import { ackMessageId, mayAcknowledge, notifyUnit, planAcknowledgement, planUnitNotifications, sendMails } from '../notify.ts';
 import { idFor } from '../../db/coordination/index.ts';
-import { resolveThread, senderRole, type SenderRole } from '../threading.ts';
+import { repliesToOurMail, resolveThread, senderRole, type SenderRole } from '../threading.ts';
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findArticleByKey, findTicketByNumber, registerMessageIds } from '../tickets.ts';
 import type { Actor } from '../../db/models/engine.ts';
@@ -19,6 +19,7 @@ import { pastReopenWindow, requesterReplied, verifyByRequester } from '../engine
 import { planAgentMail, runAgentMail, type AgentMailPlan } from '../engine/agent-mail.ts';
 import { replyTokensIn } from '../engine/reply-tokens.ts';
 import { currentTicket } from '../engine/transition.ts';
+import { handleBounce } from './bounces.ts';
 import { assessSender, FLAG_UNVERIFIED_FOLLOW_UP, FLAG_UNVERIFIED_OPENING, senderTrusted, senderVerified } from './sender-trust.ts';
 import type { SenderAuth } from '../../db/models/article.ts';
 
@@ -67,6 +68,10 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   if (!raw) throw new Error(`raw message ${item.rawSha256} is missing`);
   const mail = await parseMessage(raw);
   const { key, known, note: duplicate } = await filedUnderKey(ctx, mail, item);
+
+  // A bounce of our own mail is recorded on that mail and its ticket: never a ticket, never answered.
+  const bounce = await handleBounce(ctx, item, raw, mail);
+  if (bounce) return { kind: 'ignored', note: bounce.note };
 
   // One of our own mails came back (a list, a forward rule, a misconfigured alias).
   if (mail.messageId && (await store.models.ThreadId.findById(mail.messageId, { ours: 1 }).lean<{ ours: boolean }>())?.ours) {
@@ -122,7 +127,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       const referred = match && !tooLate ? match.ticket.number : null;
       // Whether the requester gets an acknowledgement is decided now, so that the ticket is
       // written once, with the acknowledgement as the requester's thread tip.
-      const acked = !automated && !!sender?.address && (await mayAcknowledge(ctx, sender.address));
+      const acked = !automated && !!sender?.address && !(referred && (await repliesToOurMail(ctx, mail))) && (await mayAcknowledge(ctx, sender.address));
       ({ ticket, created: ticketIsNew } = await createTicket(ctx, {
         originKey: key,
         subject: cleanSubject(mail.subject, config.ticketPrefix),
@@ -185,7 +190,11 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   if (newTicket && !automated) {
     // The acknowledgement and the unit's notifications of a new ticket are queued together, and
     // the ticket written once after them (the thread tip is the acknowledgement).
-    const ack = ticket.requester.address ? await planAcknowledgement(ctx, ticket, article, { articleIsNew }) : null;
+    // A stranger's reply to one of our mails of another ticket goes to First Line quietly: an
+    // acknowledgement would answer a bystander (perhaps the owner of an address a forger used,
+    // who got our mail) and feed loops with auto-responders that do not say they are ones.
+    const quiet = !!ticket.referredTicket && (await repliesToOurMail(ctx, mail));
+    const ack = ticket.requester.address && !quiet ? await planAcknowledgement(ctx, ticket, article, { articleIsNew }) : null;
     const drafts = [...(ack ? [ack] : []), ...(await planUnitNotifications(ctx, ticket, article, 'new'))];
     const queued = await sendMails(ctx, ticket, drafts, [mail.messageId]);
     const tip = ack ? queued[0]!.mail.messageId : null;

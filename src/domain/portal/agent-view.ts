@@ -4,6 +4,7 @@ import type { DomainContext } from '../context.ts';
 import { isFinished, mayAct, refusal, type AgentAction } from '../engine/actions.ts';
 import { ticketTimers } from '../engine/timers.ts';
 import { ticketEvents } from '../engine/transition.ts';
+import { hardBouncesOf, type BounceHistory } from '../outbound/hard-bounces.ts';
 
 export type { TicketEvent };
 
@@ -34,6 +35,8 @@ export interface AgentTicketView {
   timers: { kind: string; due: Date }[];
   /** The audit log, oldest first: applied and refused. */
   events: TicketEvent[];
+  /** The requester's and participants' addresses that our mail hard-bounced from. */
+  bouncing: BounceHistory[];
 }
 
 export function slaClock(ctx: DomainContext, ticket: Pick<Ticket, 'firstResponseAt' | 'slaDue' | 'slaEscalatedAt' | 'state'>): SlaClock {
@@ -60,9 +63,13 @@ export function agentAddress(ctx: DomainContext, addresses: string[], ticket: Pi
   return addresses.find((a) => mayAct(ctx, ticket, a)) ?? addresses.find((a) => ctx.units.isAgent(a)) ?? addresses[0] ?? null;
 }
 
-/** The agent's side of a ticket page. Two reads: events and timers. */
+/** The agent's side of a ticket page. Three reads: events, timers and bounces. */
 export async function agentTicketView(ctx: DomainContext, ticket: Ticket, actor: Actor, events?: TicketEvent[]): Promise<AgentTicketView> {
-  const [log, timers] = await Promise.all([events ?? ticketEvents(ctx, ticket._id), ticketTimers(ctx, ticket)]);
+  const [log, timers, bouncing] = await Promise.all([
+    events ?? ticketEvents(ctx, ticket._id),
+    ticketTimers(ctx, ticket),
+    hardBouncesOf(ctx, [ticket.requester.address, ...ticket.participants]),
+  ]);
   const canAct = mayAct(ctx, ticket, actor.address);
   const other = ctx.units.all().find((u) => u.key !== ticket.su)?.key ?? ticket.su;
   const probes: Record<string, AgentAction> = {
@@ -86,5 +93,6 @@ export async function agentTicketView(ctx: DomainContext, ticket: Ticket, actor:
     sla: slaClock(ctx, ticket),
     timers: timers.filter((j) => j.kind !== 'sla').map((j) => ({ kind: j.kind, due: j.due })),
     events: log,
+    bouncing,
   };
 }

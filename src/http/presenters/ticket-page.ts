@@ -65,6 +65,7 @@ export interface AgentPanel {
   modes: typeof MODES;
   /** The mode checked when the page is shown. */
   mode: ComposerMode;
+  bouncing: AgentTicketView['bouncing'];
 }
 
 export function agentPanel(view: AgentTicketView, su: string, unit: UnitNames, entryUnit: string, forms: TicketForms): AgentPanel {
@@ -81,6 +82,7 @@ export function agentPanel(view: AgentTicketView, su: string, unit: UnitNames, e
     log: view.events.map((e) => auditEntry(unit, e)),
     modes,
     mode: modes.find((m) => m.value === posted)?.value ?? modes[0]?.value ?? 'note',
+    bouncing: view.bouncing,
   };
 }
 

@@ -91,6 +91,8 @@ function readableHeaders(mail: ParsedMail): ReadableHeader[] {
     const colon = line.line.indexOf(':');
     const name = colon >= 0 ? line.line.slice(0, colon).trim() : line.key;
     const raw = (colon >= 0 ? line.line.slice(colon + 1) : '').replace(/\r?\n[ \t]+/g, ' ').trim();
+    // A DKIM signature is for machines (hashes in base64): a person needs who signed, with which key.
+    if (line.key === 'dkim-signature') return { name, value: dkimSummary(raw) };
     // A header that occurs more than once (Received) is an array in the map: take this occurrence.
     const n = seen.get(line.key) ?? 0;
     seen.set(line.key, n + 1);
@@ -98,6 +100,11 @@ function readableHeaders(mail: ParsedMail): ReadableHeader[] {
     const value = Array.isArray(parsed) && line.key !== 'references' ? parsed[n] : parsed;
     return { name, value: shown(value) ?? raw };
   });
+}
+
+function dkimSummary(value: string): string {
+  const tag = (name: string) => new RegExp(`(?:^|;)\\s*${name}=([^;]*)`).exec(value)?.[1]?.replace(/\s+/g, '').trim();
+  return `signed by d=${tag('d') ?? '?'}, s=${tag('s') ?? '?'} (signature not shown)`;
 }
 
 /** raw MIME → ReadableMail. */

@@ -36,6 +36,11 @@ export interface Enqueued {
   created: boolean;
 }
 
+/** The _id of the outbound mail with idempotency key `key`, known before it is queued (e.g. for its bounce address). */
+export function outboxIdFor(key: string): Types.ObjectId {
+  return idFor('outbox', key);
+}
+
 /**
  * Puts a mail in the outbox. Its Message-ID and Date are fixed here, once, and reused on
  * every retry, so a resend is recognisably the same message.
@@ -69,7 +74,7 @@ export async function enqueueMails(store: Store, domain: string, drafts: Outboun
     inReplyTo: null,
     html: null,
     ...draft,
-    _id: idFor('outbox', draft.key),
+    _id: outboxIdFor(draft.key),
     cc: draft.cc ?? [],
     references: draft.references ?? [],
     headers: draft.headers ?? [],
@@ -93,5 +98,5 @@ export async function enqueueMails(store: Store, domain: string, drafts: Outboun
 
 /** Whether a mail with this idempotency key is in the outbox (in any state). */
 export async function isQueued(store: Store, key: string): Promise<boolean> {
-  return !!(await store.models.Outbox.findById(idFor('outbox', key), { _id: 1 }).lean());
+  return !!(await store.models.Outbox.findById(outboxIdFor(key), { _id: 1 }).lean());
 }

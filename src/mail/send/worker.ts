@@ -19,6 +19,14 @@ export interface OutboxWorkerOptions {
   leaseSeconds: number;
   /** Told when a mail is given up, so the ticket can record it. Send never imports domain. */
   onFailed?: (mail: OutboxMail, error: string) => Promise<void>;
+  /** Every mail, relayed or captured, is signed with this key (DKIM, RFC 6376). */
+  dkim?: { domainName: string; keySelector: string; privateKey: string } | undefined;
+  /**
+   * The stored copy of a mail once it has left (sent, or given up): its text and HTML with the
+   * secrets of its links made unusable. Not applied to captured mail, whose stored copy is the
+   * only delivery there is.
+   */
+  redact?: ((mail: OutboxMail) => { text: string; html: string | null }) | undefined;
 }
 
 /** What a failed attempt means: defer (4xx, network) → retry later; reject (5xx) → failed now. */
@@ -27,7 +35,7 @@ export function classifyFailure(err: unknown): 'defer' | 'reject' {
   return typeof code === 'number' && code >= 500 && code < 600 ? 'reject' : 'defer';
 }
 
-function toMessage(mail: OutboxMail): Mail.Options {
+function toMessage(mail: OutboxMail, dkim: OutboxWorkerOptions['dkim']): Mail.Options {
   return {
     from: mail.from,
     to: mail.to,
@@ -44,8 +52,15 @@ function toMessage(mail: OutboxMail): Mail.Options {
     envelope: { from: mail.envelopeFrom, to: mail.envelopeTo?.length ? mail.envelopeTo : [...mail.to, ...mail.cc] },
     disableFileAccess: true,
     disableUrlAccess: true,
+    ...(dkim ? { dkim: { ...dkim, headerFieldNames: SIGNED_HEADERS } } : {}),
   };
 }
+
+/**
+ * The header fields the DKIM signature covers: those a reader sees or threads by, so that none
+ * can be changed on the way without the signature failing. From is required (RFC 6376, 5.4).
+ */
+const SIGNED_HEADERS = 'From:Sender:Reply-To:Subject:Date:Message-ID:To:Cc:MIME-Version:Content-Type:Content-Transfer-Encoding:In-Reply-To:References:Auto-Submitted';
 
 /** Bounds on waiting for the relay (ms). */
 const RELAY_TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 };
@@ -115,20 +130,26 @@ export class OutboxWorker {
     return this.worker.health();
   }
 
+  /** The redacted text and HTML to store, when redacting changed them (most mails carry no secret). */
+  private redacted(mail: OutboxMail): { text?: string; html?: string | null } {
+    const r = this.opts.redact?.(mail);
+    return r && (r.text !== mail.text || r.html !== mail.html) ? r : {};
+  }
+
   private async deliver({ doc: mail, attempt }: Claimed<OutboxMail>): Promise<Settlement> {
     const settle = (set: Record<string, unknown>, retryAt: Date | null = null): Settlement => ({ id: mail._id, update: { $set: { ...set, attempts: attempt } }, retryAt });
     const log = this.opts.log.child({ outboxId: String(mail._id), kind: mail.kind, ticket: mail.ticketNumber });
     if (!this.relay) {
-      const info = await this.capture.sendMail(toMessage(mail));
+      const info = await this.capture.sendMail(toMessage(mail, this.opts.dkim));
       log.info({ to: mail.to }, 'mail captured (no relay configured)');
       metrics.deliveryAttempts.inc({ result: 'captured', class: 'none' });
       return settle({ state: 'captured', raw: info.message as Buffer, sentAt: new Date() });
     }
     try {
-      const info = await this.relay.sendMail(toMessage(mail));
+      const info = await this.relay.sendMail(toMessage(mail, this.opts.dkim));
       log.info({ to: mail.to, response: info.response }, 'mail sent');
       metrics.deliveryAttempts.inc({ result: 'sent', class: 'none' });
-      return settle({ state: 'sent', response: info.response, sentAt: new Date(), lastError: null });
+      return settle({ state: 'sent', response: info.response, sentAt: new Date(), lastError: null, ...this.redacted(mail) });
     } catch (err) {
       const message = errorMessage(err);
       const verdict = classifyFailure(err);
@@ -140,7 +161,7 @@ export class OutboxWorker {
         metrics.deliveryAttempts.inc({ result: 'failed', class: failure });
         // Recorded on the ticket before the mail is settled: a crash in between tells it twice at most.
         await this.opts.onFailed?.({ ...mail, attempts: attempt }, reason);
-        return settle({ state: 'failed', lastError: reason });
+        return settle({ state: 'failed', lastError: reason, ...this.redacted(mail) });
       }
       const retryAt = new Date(Date.now() + delay * 1000);
       log.info({ to: mail.to, err: message, retryInSeconds: delay }, 'mail deferred');
