@@ -7,6 +7,7 @@ import { createDomainContext, type DomainContext } from '../src/domain/context.t
 import { agentAction } from '../src/domain/engine/actions.ts';
 import { addWorkingDays, workingDaysBetween } from '../src/domain/engine/calendar.ts';
 import { parseAgentMail } from '../src/domain/engine/commands.ts';
+import { splitCommandLines } from '../src/mail/parse/read.ts';
 import { isValidReplyToken, replyAddressFor, replyTokensIn } from '../src/domain/engine/reply-tokens.ts';
 import { currentTicket, ticketEvents, transition } from '../src/domain/engine/transition.ts';
 import { createTicket } from '../src/domain/tickets.ts';
@@ -50,20 +51,20 @@ test('working days skip weekends, in both directions', (t) => {
 
 test('agent commands: read at the top only; unknown commands, units and priorities are named', (t) => {
   const units = ['first-line', 'technical'];
-  const m = parseAgentMail('\n/take\n/priority Very-Urgent\n\nI am on it.\n/close\n', units);
+  const m = parseAgentMail(splitCommandLines('\n/take\n/priority Very-Urgent\n\nI am on it.\n/close\n'), units);
   t.deepEqual(
     m.commands.map((c) => c.action),
     [{ kind: 'take' }, { kind: 'priority', priority: 'very urgent' }],
   );
   t.is(m.rest, 'I am on it.\n/close', 'a command after the text is text');
   t.false(m.internal);
-  t.true(parseAgentMail('/note\nfor us', units).internal);
-  t.true(parseAgentMail('/assign technical\nplease look', units).internal, 'the comment of an assignment goes to the units');
-  t.regex(parseAgentMail('/assign nowhere', units).commands[0]!.error!, /no unit "nowhere".*first-line, technical/);
-  t.regex(parseAgentMail('/priority soonish', units).commands[0]!.error!, /less urgent, urgent, very urgent, top priority/);
-  t.regex(parseAgentMail('/frobnicate', units).commands[0]!.error!, /unknown command "\/frobnicate"/);
-  t.regex(parseAgentMail('/take me', units).commands[0]!.error!, /takes no argument/);
-  t.deepEqual(parseAgentMail('Hello\n/take', units).commands, []);
+  t.true(parseAgentMail(splitCommandLines('/note\nfor us'), units).internal);
+  t.true(parseAgentMail(splitCommandLines('/assign technical\nplease look'), units).internal, 'the comment of an assignment goes to the units');
+  t.regex(parseAgentMail(splitCommandLines('/assign nowhere'), units).commands[0]!.error!, /no unit "nowhere".*first-line, technical/);
+  t.regex(parseAgentMail(splitCommandLines('/priority soonish'), units).commands[0]!.error!, /less urgent, urgent, very urgent, top priority/);
+  t.regex(parseAgentMail(splitCommandLines('/frobnicate'), units).commands[0]!.error!, /unknown command "\/frobnicate"/);
+  t.regex(parseAgentMail(splitCommandLines('/take me'), units).commands[0]!.error!, /takes no argument/);
+  t.deepEqual(parseAgentMail(splitCommandLines('Hello\n/take'), units).commands, []);
 });
 
 test('reply tokens bind one agent to one ticket', async (t) => {

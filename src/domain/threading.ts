@@ -1,5 +1,4 @@
 import type { Ticket } from '../db/models/ticket.ts';
-import { findTicketTags } from '../mail/parse/subject.ts';
 import type { ParsedMessage } from '../mail/parse/parse.ts';
 import type { DomainContext } from './context.ts';
 import { findTicketByNumber } from './tickets.ts';
@@ -11,12 +10,11 @@ export interface ThreadMatch {
 }
 
 /**
- * Finds the ticket a mail continues: our subject tag first, then In-Reply-To and References
+ * Finds the ticket a mail continues: our subject tag first (`tags`, read by mail/parse/read.ts), then In-Reply-To and References
  * (newest first) against every Message-ID the ticket has seen or sent. Subject text alone
  * ("Re: same words") never threads.
  */
-export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage, 'subject' | 'inReplyTo' | 'references'>): Promise<ThreadMatch | null> {
-  const tags = findTicketTags(mail.subject, ctx.config.ticketPrefix);
+export async function resolveThread(ctx: DomainContext, mail: Pick<ParsedMessage, 'inReplyTo' | 'references'>, tags: readonly number[]): Promise<ThreadMatch | null> {
   // References first, though the tag decides: they are looked up by _id, which stays fast as
   // history grows on every engine, unlike a look-up by number (db/coordination/index.ts). A reply
   // to our mail usually carries both, naming one ticket, and then no look-up by number is needed.

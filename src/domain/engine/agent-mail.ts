@@ -1,6 +1,7 @@
 import type { Article } from '../../db/models/article.ts';
 import type { Actor } from '../../db/models/engine.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
+import type { CommandLines } from '../../mail/parse/read.ts';
 import { formatTag } from '../../mail/parse/subject.ts';
 import type { DomainContext } from '../context.ts';
 import { send, tellUnit } from '../notify.ts';
@@ -40,10 +41,11 @@ export async function planAgentMail(
   ticket: Ticket,
   sender: string,
   recipients: string[],
-  newText: string,
+  mail: { newText: string; commands: CommandLines },
   opts: { automated?: string | null; /** A re-run: the commands were accepted once; their transitions are idempotent. */ replay?: boolean } = {},
 ): Promise<AgentMailPlan> {
-  const parsed = parseAgentMail(newText, ctx.units.all().map((u) => u.key));
+  const { newText } = mail;
+  const parsed = parseAgentMail(mail.commands, ctx.units.all().map((u) => u.key));
   if (opts.automated) {
     // An agent's out-of-office answer: kept for the unit, acted on by nobody.
     return { text: newText.trim(), internal: true, flag: null, problems: [], actions: [], verified: false, firstCommand: null };

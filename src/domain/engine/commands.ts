@@ -1,4 +1,5 @@
 import { PRIORITIES, type Priority } from '../../db/models/ticket.ts';
+import type { CommandLines } from '../../mail/parse/read.ts';
 import type { AgentAction } from './actions.ts';
 
 /** One command line at the top of an agent's mail. */
@@ -25,24 +26,13 @@ function priorityOf(words: string): Priority | null {
 }
 
 /**
- * Reads the command lines at the top of an agent's mail, before any other text:
+ * Reads the command lines at the top of an agent's mail (split off by mail/parse/read.ts):
  * /note, /assign <unit>, /take, /waiting, /solve, /hold, /close, /reopen, /priority <level>.
- * Blank lines before and between commands are allowed; the first other line ends them.
  */
-export function parseAgentMail(text: string, unitKeys: readonly string[]): AgentMail {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  const commands: CommandLine[] = [];
-  let i = 0;
-  for (; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (!line) continue;
-    if (!line.startsWith('/')) break;
-    commands.push(readCommand(line, unitKeys));
-    if (commands.length > 20) break;
-  }
-  const rest = lines.slice(i).join('\n').trim();
+export function parseAgentMail(split: CommandLines, unitKeys: readonly string[]): AgentMail {
+  const commands = split.lines.map((line) => readCommand(line, unitKeys));
   const internal = commands.some((c) => c.line.toLowerCase().startsWith('/note') || c.action?.kind === 'assign');
-  return { commands, rest, internal };
+  return { commands, rest: split.rest, internal };
 }
 
 function readCommand(line: string, unitKeys: readonly string[]): CommandLine {

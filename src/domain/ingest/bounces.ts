@@ -1,6 +1,6 @@
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { BounceReport, OutboxMail } from '../../db/models/outbox.ts';
-import { parseDeliveryReport, type DeliveryReport, type DsnRecipient } from '../../mail/parse/dsn.ts';
+import type { DeliveryReport, DsnRecipient } from '../../mail/parse/dsn.ts';
 import type { ParsedMessage } from '../../mail/parse/parse.ts';
 import type { DomainContext } from '../context.ts';
 import { recordBounce, type BouncedRecipient } from '../delivery.ts';
@@ -14,12 +14,12 @@ import { bounceAddressesIn } from '../outbound/verp.ts';
  * nor gets an answer: the report is recorded on the mail it is about (and on its ticket), and the
  * inbox item keeps a note of what was done.
  *
+ * `report` is the mail's delivery status report, if it is one (mail/parse/read.ts).
  * Returns that note, or null for mail that is neither (it goes on to be ticketed as usual).
  */
-export async function handleBounce(ctx: DomainContext, item: InboxItem, raw: Buffer, mail: ParsedMessage): Promise<{ note: string } | null> {
+export async function handleBounce(ctx: DomainContext, item: InboxItem, mail: ParsedMessage, report: DeliveryReport | null): Promise<{ note: string } | null> {
   const addressed = [...item.envelope.rcptTo, ...mail.to.map((a) => a.address), ...mail.headers.filter((h) => h.key === 'delivered-to' || h.key === 'x-original-to').map((h) => h.value)];
   const bounceAddresses = await bounceAddressesIn(ctx, addressed);
-  const report = parseDeliveryReport(raw);
   if (!bounceAddresses.length && !report) return null;
 
   let outbound: OutboxMail | null;

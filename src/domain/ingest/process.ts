@@ -2,9 +2,8 @@ import { inboxRaw } from '../../db/inbox-batch.ts';
 import type { Article } from '../../db/models/article.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
-import { automationReason } from '../../mail/parse/automated.ts';
-import { parseMessage, type MailAddress, type ParsedMessage } from '../../mail/parse/parse.ts';
-import { cleanSubject } from '../../mail/parse/subject.ts';
+import type { MailAddress, ParsedMessage } from '../../mail/parse/parse.ts';
+import { readMail } from '../../mail/parse/read.ts';
 import type { DomainContext } from '../context.ts';
 import { userForAddress } from '../identity/bindings.ts';
 import { holdMail } from '../identity/hold.ts';
@@ -14,7 +13,6 @@ import { repliesToOurMail, resolveThread, senderRole, type SenderRole } from '..
 import { recordInTicketList } from '../ticket-list.ts';
 import { addArticle, createTicket, findArticleByKey, findTicketByNumber, registerMessageIds } from '../tickets.ts';
 import type { Actor } from '../../db/models/engine.ts';
-import { trimReply } from '../../mail/parse/quotes.ts';
 import { pastReopenWindow, requesterReplied, verifyByRequester } from '../engine/actions.ts';
 import { planAgentMail, runAgentMail, type AgentMailPlan } from '../engine/agent-mail.ts';
 import { replyTokensIn } from '../engine/reply-tokens.ts';
@@ -51,12 +49,6 @@ async function filedUnderKey(ctx: DomainContext, mail: ParsedMessage, item: Inbo
   return { key: own, known: await findArticleByKey(ctx, own), note: DUPLICATE_MESSAGE_ID };
 }
 
-function senderOf(mail: ParsedMessage, item: InboxItem): MailAddress | null {
-  if (mail.from) return mail.from;
-  const env = item.envelope.mailFrom;
-  return env ? { address: env.toLowerCase(), name: '' } : null;
-}
-
 /**
  * Turns one stored message into a ticket or a follow-up, and queues the mails it causes.
  * Every step is idempotent (unique keys on ticket origin, article and outbound mail), so
@@ -66,20 +58,30 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
   const { store, config } = ctx;
   const raw = await inboxRaw(store, item);
   if (!raw) throw new Error(`raw message ${item.rawSha256} is missing`);
-  const mail = await parseMessage(raw);
+  // The mail is read once: everything below decides on this reading.
+  const reading = await readMail(raw, {
+    ticketPrefix: config.ticketPrefix,
+    ownAddress: config.helpdesk.address,
+    envelope: item.envelope,
+    verify: {
+      resolver: ctx.dns,
+      mta: config.helpdesk.domain,
+      trustedAuthservIds: config.senderAuth.trustedAuthservIds,
+      // A dead DNS server delays a mail by about three look-ups' time (15 s by default, inside the 30 s ingest lease).
+      budgetMs: config.senderAuth.dnsTimeoutMs * 3,
+    },
+  });
+  const { message: mail, sender, automated } = reading;
   const { key, known, note: duplicate } = await filedUnderKey(ctx, mail, item);
 
   // A bounce of our own mail is recorded on that mail and its ticket: never a ticket, never answered.
-  const bounce = await handleBounce(ctx, item, raw, mail);
+  const bounce = await handleBounce(ctx, item, mail, reading.report);
   if (bounce) return { kind: 'ignored', note: bounce.note };
 
   // One of our own mails came back (a list, a forward rule, a misconfigured alias).
   if (mail.messageId && (await store.models.ThreadId.findById(mail.messageId, { ours: 1 }).lean<{ ours: boolean }>())?.ours) {
     return { kind: 'ignored', note: `our own message ${mail.messageId} came back: not ticketed` };
   }
-
-  const sender = senderOf(mail, item);
-  const automated = automationReason({ headers: mail.headers, from: sender?.address ?? null, mailFrom: item.envelope.mailFrom, ownAddress: config.helpdesk.address });
 
   let ticket: Ticket;
   let role: SenderRole;
@@ -96,7 +98,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     newTicket = ticket.originKey === key;
   } else {
     const recipients = recipientsOf(mail, item);
-    const found = (await resolveThread(ctx, mail)) ?? (await matchByReplyAddress(ctx, recipients));
+    const found = (await resolveThread(ctx, mail, reading.tags)) ?? (await matchByReplyAddress(ctx, recipients));
     // The ticket with every transition in it (its document may lag behind its audit log).
     const match = found ? { ticket: (await currentTicket(ctx, found.ticket._id)) ?? found.ticket } : null;
     // A mail that names no sender at all is nobody's follow-up: it opens a ticket of its own.
@@ -104,11 +106,11 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     // A requester's reply after the reopen window (or to a closed ticket) opens a new ticket
     // that names the old one; an automatic reply (out of office) never does, and neither does
     // a "verified" to a solution that is still solved.
-    const verifies = match?.ticket.state === 'solved' && isVerifiedReply(trimReply(mail.text).text);
+    const verifies = match?.ticket.state === 'solved' && isVerifiedReply(reading.newText);
     const tooLate = !!match && role !== 'agent' && role !== 'stranger' && !automated && !verifies && pastReopenWindow(ctx, match.ticket);
     const opensTicket = !match || role === 'stranger' || tooLate;
     // Whom the mail may count as (DMARC, a trusted hop, the sender's own reply address).
-    const auth = await assessSender(ctx, { raw, item, sender: sender?.address ?? null, recipients, ticket: match?.ticket ?? null });
+    const auth = await assessSender(ctx, { verdict: reading.verdict, verifyError: reading.verifyError, item, sender: sender?.address ?? null, recipients, ticket: match?.ticket ?? null });
     const trusted = auth.status !== 'unverified';
     const identity = await identifySender(ctx, { item, mail, sender, automated, opensTicket });
     if ('kind' in identity) return identity;
@@ -119,8 +121,8 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       ticket = match.ticket;
       newTicket = false;
       // A follow-up keeps only its new text; the whole mail stays in the inbox.
-      text = trimReply(mail.text).text;
-      if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, text, { automated });
+      text = reading.newText;
+      if (role === 'agent' && sender) plan = await planAgentMail(ctx, ticket, sender.address, recipients, reading, { automated });
       if (plan) text = plan.text;
       else if (!trusted) flag = FLAG_UNVERIFIED_FOLLOW_UP;
     } else {
@@ -130,7 +132,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       const acked = !automated && !!sender?.address && !(referred && (await repliesToOurMail(ctx, mail))) && (await mayAcknowledge(ctx, sender.address));
       ({ ticket, created: ticketIsNew } = await createTicket(ctx, {
         originKey: key,
-        subject: cleanSubject(mail.subject, config.ticketPrefix),
+        subject: reading.subject,
         ownerSub: authorSub,
         requester: sender ?? { address: '', name: '' },
         // An unverified sender brings nobody in: its To and Cc stay on its article only.
@@ -144,7 +146,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
       }));
       role = 'requester';
       newTicket = true;
-      if (tooLate) text = trimReply(mail.text).text;
+      if (tooLate) text = reading.newText;
       if (!trusted) flag = FLAG_UNVERIFIED_OPENING;
     }
     // The attachments in one write.
@@ -211,7 +213,7 @@ export async function ingestMessage(ctx: DomainContext, item: InboxItem): Promis
     // A re-run (a crash, or the same mail delivered twice) replays what the first run decided:
     // its commands are not checked again against the ticket they already changed.
     if (!plan || !articleIsNew) {
-      plan = await planAgentMail(ctx, ticket, sender?.address ?? '', recipientsOf(mail, item), trimReply(mail.text).text, { automated, replay: !article.flag });
+      plan = await planAgentMail(ctx, ticket, sender?.address ?? '', recipientsOf(mail, item), reading, { automated, replay: !article.flag });
       if (article.flag) plan = { ...plan, flag: article.flag };
     }
     const actor: Actor = { address: sender?.address ?? null, name: sender?.name ?? '', sub: article.authorSub, role: 'agent' };

@@ -1,7 +1,7 @@
 import type { Article, SenderAuth } from '../../db/models/article.ts';
 import type { InboxItem } from '../../db/models/inbox.ts';
 import type { Ticket } from '../../db/models/ticket.ts';
-import { verifyMessage, type MailVerdict } from '../../mail/auth/verify.ts';
+import type { MailVerdict } from '../../mail/auth/verify.ts';
 import type { DomainContext } from '../context.ts';
 import { isValidReplyToken, replyTokensIn } from '../engine/reply-tokens.ts';
 
@@ -24,26 +24,15 @@ export const FLAG_UNVERIFIED_OPENING = 'unverified sender: nobody in its To or C
 
 const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
-/** Checks a received mail (mailauth against DNS, the trusted hop) and decides whom it counts as. */
+/** Decides whom a received mail counts as, from its verdict (mailauth against DNS, the trusted hop; mail/parse/read.ts). */
 export async function assessSender(
   ctx: DomainContext,
-  input: { raw: Buffer; item: InboxItem; sender: string | null; recipients: string[]; ticket: Pick<Ticket, '_id' | 'number'> | null },
+  input: { verdict: MailVerdict; verifyError: string | null; item: InboxItem; sender: string | null; recipients: string[]; ticket: Pick<Ticket, '_id' | 'number'> | null },
 ): Promise<SenderAuth> {
   const { senderAuth } = ctx.config;
-  let verdict: MailVerdict;
-  try {
-    verdict = await verifyMessage(input.raw, input.item.envelope, {
-      resolver: ctx.dns,
-      mta: ctx.config.helpdesk.domain,
-      trustedAuthservIds: senderAuth.trustedAuthservIds,
-      // A dead DNS server delays a mail by about three look-ups' time (15 s by default, inside the 30 s ingest lease).
-      budgetMs: senderAuth.dnsTimeoutMs * 3,
-    });
-  } catch (err) {
-    // A message mailauth cannot read at all is simply not authenticated.
-    ctx.log.warn({ inbox: String(input.item._id), err: (err as Error).message }, 'sender verification failed');
-    verdict = { spf: { result: 'none', domain: null }, dkim: { result: 'none', domains: [] }, dmarc: { result: 'none', domain: null, policy: null }, arc: { result: 'none' }, headerFrom: null, alignedDomain: null, hop: null };
-  }
+  const { verdict } = input;
+  // A message mailauth cannot read at all is simply not authenticated (its verdict is empty).
+  if (input.verifyError !== null) ctx.log.warn({ inbox: String(input.item._id), err: input.verifyError }, 'sender verification failed');
   const record = (status: SenderAuth['status'], via: SenderAuth['via'], reason: string): SenderAuth => ({
     status,
     address: input.sender,
