@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { Page } from 'playwright-core';
 import { freePort } from '../src/db/embedded.ts';
-import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser } from './helpers/browser.ts';
+import { startBrowser, screenshot, checkAccessibility, type TestBrowser, signInWithDevAai } from './helpers/browser.ts';
 import { HELPDESK, TST_AGENT, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { quiet, ticketOf } from './helpers/mail-flow.ts';
 
@@ -23,26 +23,11 @@ test.after.always(async () => {
   await h?.stop();
 });
 
-/** Signs in through the dev LS AAI from `start` (a portal path), accepting the consents shown; ends where the portal sends the person. */
+/** Signs in through the dev LS AAI from `start` (a portal path), accepting the consents shown. */
 async function signedIn(username: string, start = '/auth/login'): Promise<Page> {
   const page = await browser.newPage();
-  await page.goto(base + start);
-  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
-  await page.getByLabel('Search for your institution').press('Enter');
-  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(`${username}-pass`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const yes = page.getByRole('button', { name: 'YES, Continue' });
-  const home = page.getByRole('heading', { level: 1, name: /^(My tickets|Queue of .*)$/ });
-  for (;;) {
-    const at = await firstOf(page, { allow, yes, home });
-    if (at === 'home') return page;
-    const button = at === 'allow' ? allow : yes;
-    await button.click();
-    await button.waitFor({ state: 'hidden' });
-  }
+  await signInWithDevAai(page, base, username, { start });
+  return page;
 }
 
 async function mailTicket(subject: string): Promise<number> {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import test from 'ava';
 import type { Page } from 'playwright-core';
 import { freePort } from '../src/db/embedded.ts';
-import { checkAccessibility, firstOf, screenshot, startBrowser, type TestBrowser } from './helpers/browser.ts';
+import { checkAccessibility, screenshot, startBrowser, type TestBrowser, signInWithDevAai } from './helpers/browser.ts';
 import { HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { quiet } from './helpers/mail-flow.ts';
 import { until } from './helpers/wait.ts';
@@ -24,28 +24,11 @@ test.after.always(async () => {
   await h?.stop();
 });
 
-/** Signs in through the dev LS AAI and accepts helpgate's consent page when it is shown. */
+/** Signs in through the dev LS AAI, accepting the consents shown. */
 async function signedIn(username: string): Promise<Page> {
   const page = await browser.newPage();
-  await page.goto(base);
-  await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
-  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
-  await page.getByLabel('Search for your institution').press('Enter');
-  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(`${username}-pass`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const yes = page.getByRole('button', { name: 'YES, Continue' });
-  // People land on their tickets, agents on their queue.
-  const home = page.getByRole('heading', { name: /^(My tickets|Queue of .*)$/ });
-  for (;;) {
-    const at = await firstOf(page, { allow, yes, home });
-    if (at === 'home') return page;
-    const button = at === 'allow' ? allow : yes;
-    await button.click();
-    await button.waitFor({ state: 'hidden' });
-  }
+  await signInWithDevAai(page, base, username);
+  return page;
 }
 
 /** The Postfix report of test/fixtures for the mail `ack`, delivered to its bounce address from <>. */

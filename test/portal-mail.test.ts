@@ -7,7 +7,7 @@ import type { OutboxMail } from '../src/db/models/outbox.ts';
 import type { Ticket } from '../src/db/models/ticket.ts';
 import { mayReadCapturedMail } from '../src/domain/ops/access.ts';
 import type { Viewer } from '../src/domain/portal/access.ts';
-import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser } from './helpers/browser.ts';
+import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser, signInWithDevAai } from './helpers/browser.ts';
 import { HELPDESK, startTestHelpgate, testEnv, type TestHelpgate } from './helpers/helpgate.ts';
 import { until } from './helpers/wait.ts';
 
@@ -30,27 +30,11 @@ test.after.always(async () => {
 
 const RESEARCHER = 'researcher@university.example';
 
-/** Signs in through the dev LS AAI (chooser, login, Allow) and says YES on helpgate's consent page when asked. */
+/** Signs in through the dev LS AAI, accepting the consents shown. */
 async function signedIn(username: string): Promise<Page> {
   const page = await browser.newPage();
-  await page.goto(base);
-  await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
-  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
-  await page.getByLabel('Search for your institution').press('Enter');
-  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(`${username}-pass`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const yes = page.getByRole('button', { name: 'YES, Continue' });
-  const home = page.getByRole('heading', { name: 'My tickets' });
-  for (;;) {
-    const at = await firstOf(page, { allow, yes, home });
-    if (at === 'home') return page;
-    const button = at === 'allow' ? allow : yes;
-    await button.click();
-    await button.waitFor({ state: 'hidden' });
-  }
+  await signInWithDevAai(page, base, username);
+  return page;
 }
 
 function captured(filter: Record<string, unknown>, what: string): Promise<OutboxMail> {

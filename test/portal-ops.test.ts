@@ -6,7 +6,7 @@ import { freePort } from '../src/db/embedded.ts';
 import type { InboxItem } from '../src/db/models/inbox.ts';
 import type { OutboxMail } from '../src/db/models/outbox.ts';
 import type { Ticket } from '../src/db/models/ticket.ts';
-import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser } from './helpers/browser.ts';
+import { startBrowser, screenshot, checkAccessibility, type TestBrowser, signInWithDevAai } from './helpers/browser.ts';
 import { HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { until } from './helpers/wait.ts';
 
@@ -33,26 +33,11 @@ test.after.always(async () => {
   await h?.stop();
 });
 
+/** Signs in through the dev LS AAI, accepting the consents shown. */
 async function signedIn(username: string): Promise<Page> {
   const page = await browser.newPage();
-  await page.goto(base);
-  await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
-  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
-  await page.getByLabel('Search for your institution').press('Enter');
-  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(`${username}-pass`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const yes = page.getByRole('button', { name: 'YES, Continue' });
-  const home = page.getByRole('heading', { name: /^(My tickets|Queue of .*)$/ });
-  for (;;) {
-    const at = await firstOf(page, { allow, yes, home });
-    if (at === 'home') return page;
-    const button = at === 'allow' ? allow : yes;
-    await button.click();
-    await button.waitFor({ state: 'hidden' });
-  }
+  await signInWithDevAai(page, base, username);
+  return page;
 }
 
 /** The rows of the page's first table.list as cell texts (white space collapsed, the stacked-row labels not included). */

@@ -13,7 +13,7 @@ import type { ErasureRequest } from '../src/db/models/privacy.ts';
 import { expireHeldMail } from '../src/domain/identity/held.ts';
 import { runDailyPrivacyJob } from '../src/domain/privacy/daily.ts';
 import { registry } from '../src/log/metrics.ts';
-import { startBrowser, screenshot, checkAccessibility, firstOf, type TestBrowser } from './helpers/browser.ts';
+import { startBrowser, screenshot, checkAccessibility, type TestBrowser, signInWithDevAai } from './helpers/browser.ts';
 import { cliDatabaseEnv, runCli } from './helpers/cli.ts';
 import { FIRST_LINE, HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { quiet, ticketOf } from './helpers/mail-flow.ts';
@@ -80,29 +80,8 @@ test.after.always(async () => {
   await h?.stop();
 });
 
-/** Signs in through the dev LS AAI; accepts the provider's and helpgate's consent pages when shown. Returns whether helpgate asked for consent. */
-async function signIn(page: Page, username: string): Promise<{ consentAsked: boolean }> {
-  await page.goto(base);
-  await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
-  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
-  await page.getByLabel('Search for your institution').press('Enter');
-  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(`${username}-pass`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const yes = page.getByRole('button', { name: 'YES, Continue' });
-  const home = page.getByRole('heading', { name: /^(My tickets|Queue of .*)$/ });
-  let consentAsked = false;
-  for (;;) {
-    const at = await firstOf(page, { allow, yes, home });
-    if (at === 'home') return { consentAsked };
-    if (at === 'yes') consentAsked = true;
-    const button = at === 'allow' ? allow : yes;
-    await button.click();
-    await button.waitFor({ state: 'hidden' });
-  }
-}
+/** Signs in through the dev LS AAI; returns whether helpgate asked for consent. */
+const signIn = (page: Page, username: string) => signInWithDevAai(page, base, username);
 
 async function signedIn(username: string): Promise<Page> {
   if (pages[username]) return pages[username]!;

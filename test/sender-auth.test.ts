@@ -13,7 +13,7 @@ import type Mail from 'nodemailer/lib/mailer/index.js';
 import { freePort } from '../src/db/embedded.ts';
 import type { Article } from '../src/db/models/article.ts';
 import { FLAG_UNVERIFIED_FOLLOW_UP, FLAG_UNVERIFIED_OPENING } from '../src/domain/ingest/sender-trust.ts';
-import { startBrowser, firstOf, screenshot, type TestBrowser } from './helpers/browser.ts';
+import { startBrowser, screenshot, type TestBrowser, signInWithDevAai } from './helpers/browser.ts';
 import { fixtureResolver } from './helpers/dns-fixture.ts';
 import { FIRST_LINE, HELPDESK, startTestHelpgate, type TestHelpgate } from './helpers/helpgate.ts';
 import { clientReply, quiet } from './helpers/mail-flow.ts';
@@ -249,26 +249,9 @@ test('UNAUTHENTICATED_SENDERS=accept takes From: at its word where no DMARC is p
   t.regex(slow.senderAuth!.reason, /DNS error/);
 });
 
-/** Signs in through the dev LS AAI (real Chromium) and accepts helpgate's consent page when shown. */
+/** Signs in through the dev LS AAI, accepting the consents shown. */
 async function signedIn(username: string): Promise<Page> {
   const page = await browser.newPage();
-  await page.goto(base);
-  await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
-  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
-  await page.getByLabel('Search for your institution').press('Enter');
-  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(`${username}-pass`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  const allow = page.getByRole('button', { name: 'Allow' });
-  const yes = page.getByRole('button', { name: 'YES, Continue' });
-  // People land on My tickets, agents on their queue.
-  const home = page.getByRole('heading', { name: /^(My tickets|Queue of )/ });
-  for (;;) {
-    const at = await firstOf(page, { allow, yes, home });
-    if (at === 'home') return page;
-    const button = at === 'allow' ? allow : yes;
-    await button.click();
-    await button.waitFor({ state: 'hidden' });
-  }
+  await signInWithDevAai(page, base, username);
+  return page;
 }

@@ -35,8 +35,14 @@ export async function recordInTicketList(ctx: DomainContext, ticket: Ticket, tex
   const { TicketList } = ctx.store.models;
   const list = await TicketList.findById(ticket.ownerSub).lean<{ tickets: Record<string, TicketSummary> }>();
   const before = list?.tickets?.[String(ticket.number)];
-  const searchText = `${before?.text ?? ''} ${text.toLowerCase()}`.trim().slice(0, SEARCH_TEXT_CHARS);
-  const entry: TicketSummary = {
+  const entry = summaryOf(ticket, `${before?.text ?? ''} ${text.toLowerCase()}`.trim());
+  if (before && sameSummary(before, entry)) return;
+  await writeEntry(ctx, ticket.ownerSub, entry);
+}
+
+/** A ticket's entry in its owner's list, with its search text. */
+function summaryOf(ticket: Ticket, text: string): TicketSummary {
+  return {
     number: ticket.number,
     subject: ticket.subject,
     state: ticket.state,
@@ -44,10 +50,12 @@ export async function recordInTicketList(ctx: DomainContext, ticket: Ticket, tex
     priority: ticket.priority ?? 'less urgent',
     createdAt: ticket.createdAt,
     updatedAt: ticket.updatedAt,
-    text: searchText,
+    text: text.slice(0, SEARCH_TEXT_CHARS),
   };
-  if (before && sameSummary(before, entry)) return;
-  await TicketList.updateOne({ _id: ticket.ownerSub }, { $set: { [`tickets.${ticket.number}`]: entry } }, { upsert: true });
+}
+
+async function writeEntry(ctx: DomainContext, ownerSub: string, entry: TicketSummary): Promise<void> {
+  await ctx.store.models.TicketList.updateOne({ _id: ownerSub }, { $set: { [`tickets.${entry.number}`]: entry } }, { upsert: true });
 }
 
 function sameSummary(a: TicketSummary, b: TicketSummary): boolean {
@@ -83,15 +91,5 @@ export async function listOwnTickets(ctx: DomainContext, user: Pick<PortalUser, 
  */
 export async function rewriteTicketListEntry(ctx: DomainContext, ticket: Ticket, texts: readonly string[]): Promise<void> {
   if (!ticket.ownerSub) return;
-  const entry: TicketSummary = {
-    number: ticket.number,
-    subject: ticket.subject,
-    state: ticket.state,
-    su: ticket.su,
-    priority: ticket.priority ?? 'less urgent',
-    createdAt: ticket.createdAt,
-    updatedAt: ticket.updatedAt,
-    text: texts.join(' ').toLowerCase().replace(/\s+/g, ' ').trim().slice(0, SEARCH_TEXT_CHARS),
-  };
-  await ctx.store.models.TicketList.updateOne({ _id: ticket.ownerSub }, { $set: { [`tickets.${ticket.number}`]: entry } }, { upsert: true });
+  await writeEntry(ctx, ticket.ownerSub, summaryOf(ticket, texts.join(' ').toLowerCase().replace(/\s+/g, ' ').trim()));
 }

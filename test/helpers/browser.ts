@@ -144,3 +144,35 @@ export async function firstOf<K extends string>(page: Page, signs: Record<K, Sig
     await page.waitForTimeout(100);
   }
 }
+
+/** A heading that says the person arrived: requesters land on My tickets, agents on their queue. */
+const LANDED = /^(My tickets|Queue of .*)$/;
+
+/**
+ * Signs in through the dev LS AAI as a person does: the chooser (search "LifeScienceHostel"),
+ * the institution's sign-in, the provider's Allow when it asks, and YES on helpgate's "Confirm
+ * your information" when it asks; ends where the portal sends the person. `start`: a portal
+ * address that needs a person (default: the welcome page's "Connect to LS AAI").
+ */
+export async function signInWithDevAai(page: Page, base: string, username: string, opts: { start?: string } = {}): Promise<{ consentAsked: boolean }> {
+  await page.goto(base + (opts.start ?? ''));
+  if (!opts.start) await page.getByRole('link', { name: 'Connect to LS AAI' }).click();
+  await page.getByLabel('Search for your institution').fill('LifeScienceHostel');
+  await page.getByLabel('Search for your institution').press('Enter');
+  await page.getByRole('button', { name: 'LifeScienceHostel' }).click();
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(`${username}-pass`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const allow = page.getByRole('button', { name: 'Allow' });
+  const yes = page.getByRole('button', { name: 'YES, Continue' });
+  const home = page.getByRole('heading', { level: 1, name: LANDED });
+  let consentAsked = false;
+  for (;;) {
+    const at = await firstOf(page, { allow, yes, home });
+    if (at === 'home') return { consentAsked };
+    if (at === 'yes') consentAsked = true;
+    const button = at === 'allow' ? allow : yes;
+    await button.click();
+    await button.waitFor({ state: 'hidden' });
+  }
+}
