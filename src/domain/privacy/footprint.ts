@@ -7,7 +7,7 @@ import type { DataSubject } from './subject.ts';
 
 /**
  * Where a person's data lies, found by their identifier and addresses. These queries filter on
- * fields without an index (FerretDB scans each collection): meant for the rare export or
+ * fields without an index, so they read whole collections: meant for the rare export or
  * erasure, not for a page.
  */
 
