@@ -15,8 +15,10 @@ let tsc;
 try {
   tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 } catch {
-  process.stderr.write('helpgate build: TypeScript is not installed (a production install has no dev dependencies); the image or package must ship dist/ already built\n');
-  process.exit(1);
+  // A production install (`npm ci --omit=dev`) has no TypeScript: it must bring dist/ built
+  // (as the image does). Not an install failure: the launcher says what is missing if it is.
+  process.stderr.write('helpgate build: TypeScript is not installed (no dev dependencies): dist/ is left as it is\n');
+  process.exit(0);
 }
 rmSync(dist, { recursive: true, force: true });
 const run = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
