@@ -48,7 +48,13 @@ if (builtIsCurrent()) {
   // An MTA keeps a piped mail and retries on 75 (EX_TEMPFAIL).
   process.exit(process.argv[2] === 'ingest' ? 75 : 1);
 } else {
-  const { register } = await import('tsx/esm/api');
+  let register;
+  try {
+    ({ register } = await import('tsx/esm/api'));
+  } catch {
+    process.stderr.write('helpgate: dist/ is missing or older than the sources, and tsx (a dev dependency) is not installed to run them: run `npm install` and `npm run build`\n');
+    process.exit(process.argv[2] === 'ingest' ? 75 : 1);
+  }
   register();
   ({ main } = await import('./main.ts'));
   process.env.HELPGATE_RUNNING_FROM = 'sources';
