@@ -153,7 +153,7 @@ test('a UIDVALIDITY reset (the folder recreated with the same mails) makes no du
   await until(async () => {
     const cp = await ImapCheckpoint.findById('help').lean<{ uidValidity: string; lastUid: number }>();
     return cp?.uidValidity !== before.uidValidity && cp?.lastUid === 4;
-  }, { what: 'the checkpoint under the new UIDVALIDITY', timeoutMs: 30_000 });
+  }, { what: 'the checkpoint under the new UIDVALIDITY', timeoutMs: 90_000 });
   await until(async () => (await dovecot.list('uidvalidity', 'Support')).every((m) => m.flags.includes('\\Seen')), { what: 'the new copies flagged' });
   await quiet(h);
   t.is(await Inbox.countDocuments({ source: 'imap' }), 8, 'each mail stored again under the new UIDVALIDITY');
